@@ -1,0 +1,1 @@
+"""mainmast benchmarks: each module `bench/<name>.py` exposes `main() -> None`."""

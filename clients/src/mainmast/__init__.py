@@ -1,0 +1,1 @@
+"""mainmast: the SDK of the mainmast platform fleet."""

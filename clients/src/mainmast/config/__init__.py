@@ -1,0 +1,1 @@
+"""mainmast.config: the generated v1 contracts of the config service, in `mainmast.config.v1`."""

@@ -1,0 +1,1 @@
+"""mainmast.llm: the generated v1 contracts of the llm service, in `mainmast.llm.v1`."""
