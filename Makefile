@@ -34,7 +34,7 @@ run: install ## Start the fleet on this machine (auth :50051, config :50052, llm
 	$(RUN) python scripts/run_fleet.py
 
 .PHONY: test
-test: install ## Install everything and run every test
+test: install $(BUF) ## Install everything (the workspace, buf) and run every test
 	$(RUN) pytest
 
 .PHONY: lint
