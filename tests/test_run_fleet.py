@@ -35,11 +35,12 @@ def _free_loopback_ports(count: int) -> list[int]:
 @pytest.mark.slow
 @pytest.mark.parametrize("stop_signal", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 async def test_the_fleet_starts_every_service_and_stops_them_all(
-    stop_signal: signal.Signals,
+    stop_signal: signal.Signals, tmp_path: Path
 ) -> None:
     ports = dict(zip(NAMES, _free_loopback_ports(len(NAMES)), strict=True))
     env = {f"MAINMAST_{name.upper()}_LISTEN": f"127.0.0.1:{port}" for name, port in ports.items()}
     env |= {f"MAINMAST_{name.upper()}_METRICS_LISTEN": "127.0.0.1:0" for name in NAMES}
+    env["MAINMAST_DATA_DIR"] = str(tmp_path)
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         str(RUN_FLEET),

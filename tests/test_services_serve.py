@@ -28,11 +28,13 @@ SERVICES = {
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(SERVICES))
-async def test_serve_answers_health_and_reflection_then_drains_on_sigterm(name: str) -> None:
+async def test_serve_answers_health_and_reflection_then_drains_on_sigterm(
+    name: str, tmp_path: Path
+) -> None:
     full_name, _, _ = SERVICES[name]
     program = str(Path(sys.executable).with_name(f"mainmast-{name}"))
     argv = [program, "serve", "--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0"]
-    env = {f"MAINMAST_{name.upper()}_LOG_JSON": "true"}
+    env = {f"MAINMAST_{name.upper()}_LOG_JSON": "true", "MAINMAST_DATA_DIR": str(tmp_path)}
 
     async with start_service_process(argv, env=env) as service:
         address = await service.address()

@@ -1,0 +1,142 @@
+"""The auth migrations: they build the models' schema on SQLite and PostgreSQL, run at
+service start, run once when repeated, and undo cleanly."""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import pytest
+from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from pydantic import SecretStr
+from sqlalchemy import inspect
+from sqlalchemy.engine import Connection
+
+from mainmast.db import DatabasePool, alembic_config
+from mainmast_auth._models import Base
+from mainmast_auth._store_migrations import MIGRATIONS, VERSION_TABLE, migrate_database
+from mainmast_auth._store_policies import policy_version
+from mainmast_auth.service import AuthService
+from mainmast_auth.settings import AuthSettings
+
+AUTH_TABLES = frozenset(Base.metadata.tables)
+
+
+def _is_auth_object(
+    obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any
+) -> bool:
+    # The PostgreSQL database is shared by the test run (and the fleet shares one in
+    # production): only the auth tables are this comparison's business.
+    if type_ == "table":
+        return name in AUTH_TABLES
+    table = getattr(obj, "table", None)
+    return table is None or table.name in AUTH_TABLES
+
+
+def _schema_differences(connection: Connection) -> list[Any]:
+    context = MigrationContext.configure(
+        connection,
+        opts={"include_object": _is_auth_object, "version_table": VERSION_TABLE},
+    )
+    return list(compare_metadata(context, Base.metadata))
+
+
+def _table_names(connection: Connection) -> set[str]:
+    return set(inspect(connection).get_table_names())
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def database_url(request: pytest.FixtureRequest) -> str:
+    """A database URL on each backend."""
+    url: str = request.getfixturevalue(
+        "sqlite_url" if request.param == "sqlite" else "postgres_url"
+    )
+    return url
+
+
+async def test_the_migrations_build_exactly_the_models_schema(database_url: str) -> None:
+    pool = DatabasePool(database_url, pool_size=1, max_overflow=0)
+    try:
+        assert await migrate_database(pool) == ("0001",)
+        async with pool.connection() as connection:
+            tables = await connection.run_sync(_table_names)
+            differences = await connection.run_sync(_schema_differences)
+    finally:
+        await pool.close()
+    assert AUTH_TABLES | {VERSION_TABLE} <= tables
+    assert differences == []
+
+
+async def test_migrating_again_changes_nothing(database_url: str) -> None:
+    assert await migrate_database(database_url) == ("0001",)
+    assert await migrate_database(database_url) == ("0001",)
+
+
+async def test_the_policy_version_starts_at_zero(sqlite_url: str) -> None:
+    pool = DatabasePool(sqlite_url, pool_size=1, max_overflow=0)
+    try:
+        await migrate_database(pool)
+        async with pool.session() as session:
+            assert await policy_version(session) == 0
+    finally:
+        await pool.close()
+
+
+def _sqlite_tables(path: Path) -> set[str]:
+    with contextlib.closing(sqlite3.connect(path)) as connection:
+        rows = connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+        return {name for (name,) in rows}
+
+
+def test_the_migrations_undo_to_an_empty_database_and_redo(tmp_path: Path) -> None:
+    path = tmp_path / "auth.db"
+    config = alembic_config(MIGRATIONS, url=f"sqlite:///{path}", version_table=VERSION_TABLE)
+    command.upgrade(config, "head")
+    assert _sqlite_tables(path) >= AUTH_TABLES
+    command.downgrade(config, "base")
+    assert _sqlite_tables(path) & AUTH_TABLES == set()
+    command.upgrade(config, "head")
+    assert _sqlite_tables(path) >= AUTH_TABLES
+
+
+async def test_the_service_migrates_its_database_at_startup(database_url: str) -> None:
+    service = AuthService(AuthSettings(database_url=SecretStr(database_url)))
+    await service.startup()
+    try:
+        async with service.database.connection() as connection:
+            tables = await connection.run_sync(_table_names)
+    finally:
+        await service.shutdown()
+    assert tables >= AUTH_TABLES
+    with pytest.raises(RuntimeError, match="only between startup and shutdown"):
+        _ = service.database
+
+
+async def test_with_no_database_url_the_service_uses_sqlite_in_the_data_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MAINMAST_DATA_DIR", str(tmp_path))
+    monkeypatch.delenv("MAINMAST_AUTH_DATABASE_URL", raising=False)
+    service = AuthService(AuthSettings())
+    await service.startup()
+    try:
+        assert service.database.backend == "sqlite"
+    finally:
+        await service.shutdown()
+    assert (tmp_path / "auth.db").is_file()
+
+
+@pytest.mark.postgres
+def test_the_database_url_setting_selects_postgresql(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MAINMAST_AUTH_DATABASE_URL", postgres_url)
+    settings = AuthSettings()
+    assert settings.database_target() == postgres_url
+    assert DatabasePool(settings.database_target()).backend == "postgresql"
+    # The URL's password never shows in the settings' repr.
+    assert postgres_url not in repr(settings)
