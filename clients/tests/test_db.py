@@ -621,3 +621,17 @@ def test_the_public_names_are_pinned() -> None:
         "run_migrations",
         "upgrade_database",
     ]
+
+
+async def test_statement_parameters_stay_out_of_error_text(sqlite_url: str) -> None:
+    from sqlalchemy import text  # noqa: PLC0415 - only this test builds raw statements
+    from sqlalchemy.exc import OperationalError  # noqa: PLC0415
+
+    async with DatabasePool(sqlite_url) as pool:
+        with pytest.raises(OperationalError, match="no such table") as raised:
+            async with pool.session() as session:
+                await session.execute(
+                    text("SELECT * FROM missing WHERE x = :x"), {"x": "s3cr3t-hash"}
+                )
+
+    assert "s3cr3t-hash" not in str(raised.value)

@@ -601,3 +601,17 @@ def test_the_public_names_are_pinned() -> None:
         "unbind_context",
         "uvicorn_log_config",
     ]
+
+
+def test_driver_lines_that_echo_statement_parameters_never_reach_the_output() -> None:
+    stream = io.StringIO()
+    configure_logging(stream=stream, level="DEBUG")
+
+    logging.getLogger("aiosqlite").debug("executing %s", ("SELECT ?", ("$argon2id$v=19$hash",)))
+    logging.getLogger("aiosqlite").warning("database is locked")
+    logging.getLogger("vendor.dbdriver").debug("kept")
+
+    output = stream.getvalue()
+    assert "argon2id" not in output
+    assert "database is locked" in output
+    assert "kept" in output

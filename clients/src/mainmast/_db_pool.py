@@ -271,7 +271,11 @@ class DatabasePool:
         await self.close()
 
     def _build_engine(self, **options: Any) -> AsyncEngine:
-        engine = create_async_engine(self._target.url, connect_args=self._driver_args, **options)
+        # hide_parameters: statement parameters (password hashes, token digests) never
+        # appear in SQLAlchemy's log lines or in the text of its exceptions.
+        engine = create_async_engine(
+            self._target.url, connect_args=self._driver_args, hide_parameters=True, **options
+        )
         event.listen(engine.sync_engine, "do_connect", self._connect)
         if self._target.backend == "sqlite":
             event.listen(engine.sync_engine, "connect", _configure_sqlite_connection)

@@ -127,7 +127,24 @@ def configure_logging(
         logging.getLogger().setLevel(level_number)
 
 
+PARAMETER_ECHOING_LOGGERS: Final = ("aiosqlite",)
+"""Loggers whose DEBUG lines carry every statement with its bound parameters.
+
+Parameters are values (password hashes, token digests, secrets) that no key name marks as
+sensitive, so redaction cannot recognise them: those lines never reach the output, whatever
+the level. (SQLAlchemy's own statement logging is kept parameter-free by DatabasePool.)
+"""
+
+
+def _not_a_parameter_echo(record: logging.LogRecord) -> bool:
+    """False for the DEBUG statement echo of a driver that logs bound parameters."""
+    return not (
+        record.levelno < logging.INFO and record.name.partition(".")[0] in PARAMETER_ECHOING_LOGGERS
+    )
+
+
 def _route_standard_library(state: _ProcessLogging, handler: logging.Handler) -> None:
+    handler.addFilter(_not_a_parameter_echo)
     root = logging.getLogger()
     if state.handler is None:
         state.saved_root_level = root.level

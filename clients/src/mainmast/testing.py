@@ -12,6 +12,16 @@ in no database driver. Fixtures:
     tests that use it are skipped with the reason, except under `CI=true`, where they fail:
     a CI run must not pass by skipping its database tests.
 
+`fresh_postgres_url` (function scope)
+    The URL of an empty database of this test's own, on the same server as `postgres_url`,
+    dropped after the test. For tests whose state must not meet other tests' state (a
+    service's first start on an empty database, its signing keys), at the cost of a
+    CREATE DATABASE per test.
+
+`fresh_database_url` (function scope, parametrised `sqlite` / `postgresql`)
+    The test runs twice: on a SQLite file of its own and on a `fresh_postgres_url` database
+    (that case carries the `postgres` marker).
+
 `sqlite_url` (function scope)
     The aiosqlite URL of a SQLite file in the test's `tmp_path` (created on first connect).
 
@@ -42,6 +52,8 @@ from mainmast._testing_processes import ServiceProcess, start_service_process
 
 __all__ = [
     "ServiceProcess",
+    "fresh_database_url",
+    "fresh_postgres_url",
     "health_status",
     "list_services",
     "postgres_url",
@@ -87,6 +99,27 @@ def postgres_url() -> Iterator[str]:
         yield databases.database_url(admin_url, name)
     finally:
         databases.drop_database(admin_url, name, timeout=_ADMIN_TIMEOUT_SECONDS)
+
+
+@pytest.fixture
+def fresh_postgres_url(postgres_url: str) -> Iterator[str]:
+    """An empty PostgreSQL database of this test's own; dropped after the test."""
+    from mainmast import _testing_databases as databases  # noqa: PLC0415 - keeps the plugin light
+
+    name = databases.new_database_name()
+    databases.create_database(postgres_url, name, timeout=_ADMIN_TIMEOUT_SECONDS)
+    try:
+        yield databases.database_url(postgres_url, name)
+    finally:
+        databases.drop_database(postgres_url, name, timeout=_ADMIN_TIMEOUT_SECONDS)
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def fresh_database_url(request: pytest.FixtureRequest) -> str:
+    """An empty database of this test's own: a SQLite file, then a PostgreSQL database."""
+    fixture = "sqlite_url" if request.param == "sqlite" else "fresh_postgres_url"
+    url: str = request.getfixturevalue(fixture)
+    return url
 
 
 @pytest.fixture

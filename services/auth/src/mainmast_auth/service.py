@@ -2,33 +2,68 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
+import asyncio
+from datetime import UTC, datetime, timedelta
+from typing import ClassVar, Final
 
 import grpc.aio
 
+from mainmast.auth._reasons import AUTH_ERROR_DOMAIN, AuthErrorReason
 from mainmast.auth.v1 import auth_service_pb2_grpc
 from mainmast.db import DatabasePool
-from mainmast.runtime import Service
+from mainmast.errors import UnauthenticatedError
+from mainmast.runtime import Authenticate, Metadata, Principal, Service
 
+from ._keys import SigningAlgorithm
+from ._passwords import PasswordHasher
+from ._servicer import AuthServicer
+from ._servicer_keys import load_or_create_key_ring, signing_key_cipher
 from ._store_migrations import migrate_database
+from ._token_service import TokenService, TokenSettings
 from .settings import AuthSettings
+
+_SERVICE: Final = "/mainmast.auth.v1.AuthService/"
+_BEARER: Final = "bearer "
+
+
+def _token_settings(settings: AuthSettings) -> TokenSettings:
+    return TokenSettings(
+        issuer=settings.issuer,
+        audience=settings.audience,
+        access_token_lifetime=timedelta(seconds=settings.access_token_lifetime_seconds),
+        algorithm=SigningAlgorithm(settings.signing_algorithm),
+        leeway=timedelta(seconds=settings.token_leeway_seconds),
+        jwks_max_age=timedelta(seconds=settings.jwks_max_age_seconds),
+    )
 
 
 class AuthService(Service[AuthSettings]):
     """`mainmast.auth.v1.AuthService` in one process.
 
-    `startup()` opens the database named by the settings and brings its schema up to date;
-    `shutdown()` closes it. The contract's methods are implemented by the servicer of the
-    auth issue; until a method is, the generated base answers it with UNIMPLEMENTED, which
-    is what gRPC clients expect of a method a server does not offer.
+    `startup()` opens the database named by the settings, brings its schema up to date,
+    and loads the signing keys (generating the first one on a fresh install); `shutdown()`
+    closes the database. Every call but GetJwks and IssueToken is authenticated with a
+    bearer access token, verified as IntrospectToken verifies it. Methods the servicer
+    does not implement yet are answered UNIMPLEMENTED by the generated base.
     """
 
     name: ClassVar[str] = "auth"
     service_names: ClassVar[tuple[str, ...]] = ("mainmast.auth.v1.AuthService",)
+    exempt_methods: ClassVar[frozenset[str]] = frozenset(
+        {_SERVICE + "GetJwks", _SERVICE + "IssueToken"}
+    )
 
     def __init__(self, settings: AuthSettings) -> None:
         super().__init__(settings)
         self._database: DatabasePool | None = None
+        self._tokens: TokenService | None = None
+
+    @property
+    def tokens(self) -> TokenService:
+        """The token endpoints' logic; RuntimeError outside startup..shutdown."""
+        if self._tokens is None:
+            raise RuntimeError("the auth service's tokens exist only between startup and shutdown")
+        return self._tokens
 
     @property
     def database(self) -> DatabasePool:
@@ -40,25 +75,54 @@ class AuthService(Service[AuthSettings]):
         return self._database
 
     async def startup(self) -> None:
-        """Open the database pool and apply any pending migrations."""
+        """Open the database, apply pending migrations, load or create the signing keys."""
         database = DatabasePool(self.settings.database_target())
         try:
             await migrate_database(database)
             await database.start()
+            cipher = signing_key_cipher(self.settings)
+            token_settings = _token_settings(self.settings)
+            ring = await load_or_create_key_ring(
+                database, cipher, algorithm=token_settings.algorithm, now=datetime.now(UTC)
+            )
+            # Building the hasher hashes a random password once (its unknown-user path).
+            hasher = await asyncio.to_thread(PasswordHasher)
         except BaseException:
             await database.close()
             raise
         self._database = database
+        self._tokens = TokenService(database, cipher, ring, token_settings, hasher=hasher)
 
     def register(self, server: grpc.aio.Server) -> None:
         """Add the AuthService servicer to `server`."""
-        # The generated base answers every method UNIMPLEMENTED until the servicer of this
-        # service's issue overrides them; its stubs call it abstract for that reason.
-        servicer = auth_service_pb2_grpc.AuthServiceServicer()  # type: ignore[abstract]
+        # The generated stubs mark every contract method abstract; the ones AuthServicer does
+        # not implement yet are the base's, which answer UNIMPLEMENTED.
+        servicer = AuthServicer(self.tokens)  # type: ignore[abstract]
         auth_service_pb2_grpc.add_AuthServiceServicer_to_server(servicer, server)
+
+    def authenticator(self) -> Authenticate | None:
+        """Authenticate callers by their bearer access token."""
+        return self._authenticate
+
+    async def _authenticate(self, method: str, metadata: Metadata) -> Principal:
+        token = None
+        for key, value in metadata:
+            if key == "authorization" and isinstance(value, str):
+                if value[: len(_BEARER)].lower() == _BEARER:
+                    token = value[len(_BEARER) :].strip()
+                break
+        if not token:
+            raise UnauthenticatedError(
+                "Send an access token as `authorization: Bearer <token>`.",
+                reason=AuthErrorReason.CREDENTIALS_MISSING.value,
+                domain=AUTH_ERROR_DOMAIN,
+            )
+        verified = await self.tokens.verify(token)
+        return Principal(tenant=verified.tenant or "", subject=verified.subject)
 
     async def shutdown(self) -> None:
         """Close the database pool."""
+        self._tokens = None
         database, self._database = self._database, None
         if database is not None:
             await database.close()

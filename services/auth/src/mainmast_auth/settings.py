@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
-from pydantic import SecretStr
+import os
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
-from mainmast.db import default_sqlite_url
+from mainmast.db import DATA_DIR_ENV, default_sqlite_url
 from mainmast.runtime import ListenAddress, OptionalListenAddress, ServiceSettings
 
 DEFAULT_SQLITE_NAME = "auth"
 """The default database is `auth.db` in the data folder (`MAINMAST_DATA_DIR`, else `./data`)."""
+
+GENERATED_ENCRYPTION_KEY_FILE = "auth-signing-key-encryption.key"
+"""Where a zero-config run keeps the encryption key it generated, inside the data folder."""
 
 
 class AuthSettings(ServiceSettings):
@@ -33,8 +40,37 @@ class AuthSettings(ServiceSettings):
     signing_key_previous_encryption_keys: tuple[SecretStr, ...] = ()
     """Earlier encryption keys, still opening keys they sealed until those are re-sealed."""
 
+    signing_key_encryption_key_file: Path | None = None
+    """Where to keep a generated encryption key when `signing_key_encryption_key` is unset;
+    empty for `auth-signing-key-encryption.key` in the data folder. Local runs only."""
+
+    issuer: str = Field(default="mainmast-auth", min_length=1)
+    """The `iss` of every access token, and what the service's own verifier expects."""
+
+    audience: str = Field(default="mainmast", min_length=1)
+    """The `aud` of every access token, and what the service's own verifier expects."""
+
+    access_token_lifetime_seconds: int = Field(default=900, ge=30, le=86_400)
+    """How long an access token lives."""
+
+    signing_algorithm: Literal["EdDSA", "ES256", "RS256"] = "EdDSA"
+    """The JWS algorithm of generated signing keys (the first key, and rotations that name none)."""
+
+    token_leeway_seconds: float = Field(default=30.0, ge=0, le=300)
+    """Clock skew tolerated when verifying `exp`, `nbf` and `iat`."""
+
+    jwks_max_age_seconds: int = Field(default=300, ge=0, le=86_400)
+    """How long clients may cache GetJwks, and how often a replica reloads the key ring."""
+
     def database_target(self) -> str:
         """The database URL to open: `database_url`, else the default SQLite file."""
         if self.database_url is not None and self.database_url.get_secret_value().strip():
             return self.database_url.get_secret_value().strip()
         return default_sqlite_url(DEFAULT_SQLITE_NAME)
+
+    def encryption_key_file(self) -> Path:
+        """Where a generated encryption key is kept: the setting, else the data folder's file."""
+        if self.signing_key_encryption_key_file is not None:
+            return self.signing_key_encryption_key_file
+        data_dir = os.environ.get(DATA_DIR_ENV) or "data"
+        return Path(data_dir).absolute() / GENERATED_ENCRYPTION_KEY_FILE
