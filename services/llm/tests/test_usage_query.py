@@ -169,5 +169,5 @@ def test_usage_days_round_down_and_up() -> None:
 def test_a_bad_range_is_a_validation_error(start: datetime, end: datetime, field: str) -> None:
     with pytest.raises(ValidationError) as caught:
         usage_days(start, end)
-    assert caught.value.reason == "INVALID_USAGE_RANGE"
+    assert caught.value.reason == "INVALID_TIME_RANGE"
     assert [violation.field for violation in caught.value.field_violations] == [field]

@@ -55,14 +55,14 @@ def usage_days(start: datetime, end: datetime) -> tuple[date, date]:
     if not violations and end <= start:
         violations.append(FieldViolation("end_time", "must be after start_time"))
     if violations:
-        raise _invalid_range(violations)
+        raise invalid_usage_range(violations)
     first = start.astimezone(UTC).date()
     end_utc = end.astimezone(UTC)
     past_last = end_utc.date()
     if datetime.combine(past_last, time(), UTC) < end_utc:
         past_last += timedelta(days=1)
     if (past_last - first).days > MAX_RANGE_DAYS:
-        raise _invalid_range(
+        raise invalid_usage_range(
             [FieldViolation("end_time", f"must be at most {MAX_RANGE_DAYS} days after start_time")]
         )
     return first, past_last
@@ -124,11 +124,12 @@ async def daily_usage(
     ]
 
 
-def _invalid_range(violations: list[FieldViolation]) -> ValidationError:
+def invalid_usage_range(violations: list[FieldViolation]) -> ValidationError:
+    """The contract's INVALID_TIME_RANGE error, one field violation per problem."""
     return ValidationError(
         "The usage range is invalid: "
         + "; ".join(f"{v.field}: {v.description}" for v in violations),
         field_violations=violations,
-        reason="INVALID_USAGE_RANGE",
+        reason="INVALID_TIME_RANGE",
         domain=LLM_ERROR_DOMAIN,
     )

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from mainmast.runtime import ListenAddress, OptionalListenAddress, ServiceSettings
+
+from ._limits import TenantLimits
 
 
 class LlmSettings(ServiceSettings):
@@ -17,3 +22,44 @@ class LlmSettings(ServiceSettings):
 
     metrics_listen: OptionalListenAddress = "127.0.0.1:9153"
     """Where the Prometheus /metrics endpoint listens, HOST:PORT; empty turns it off."""
+
+    routing_file: Path | None = None
+    """The routing YAML file; None serves the zero-config `dev` alias (the dev provider)."""
+
+    price_currency: str = Field(default="USD", pattern=r"^[A-Z]{3}$")
+    """ISO 4217 code of the routing file's prices, and so of every recorded cost."""
+
+    database_url: str | None = None
+    """The usage ledger's database (PostgreSQL or SQLite URL); None: a SQLite file in the
+    data folder."""
+
+    quota_store_url: str = ""
+    """Where quota counters live: empty or `memory://` (one replica only), `redis://...`,
+    or a PostgreSQL URL (counters shared by every replica)."""
+
+    requests_per_minute: int | None = Field(default=None, ge=0)
+    """Every tenant's limit of calls per UTC minute; None: no limit."""
+
+    tokens_per_minute: int | None = Field(default=None, ge=0)
+    """Every tenant's limit of tokens per UTC minute; None: no limit."""
+
+    daily_tokens: int | None = Field(default=None, ge=0)
+    """Every tenant's token budget per UTC day; None: no budget."""
+
+    monthly_tokens: int | None = Field(default=None, ge=0)
+    """Every tenant's token budget per UTC month; None: no budget."""
+
+    ledger_flush_timeout_seconds: float = Field(default=10.0, gt=0)
+    """How long shutdown waits for the usage ledger to write what it holds."""
+
+    http_trust_env: bool = True
+    """Whether provider calls honour the proxy variables of the environment."""
+
+    def tenant_limits(self) -> TenantLimits:
+        """The limits every tenant gets."""
+        return TenantLimits(
+            requests_per_minute=self.requests_per_minute,
+            tokens_per_minute=self.tokens_per_minute,
+            daily_tokens=self.daily_tokens,
+            monthly_tokens=self.monthly_tokens,
+        )
