@@ -654,3 +654,12 @@ def test_a_service_must_declare_what_it_serves() -> None:
 
     with pytest.raises(TypeError, match="service_names"):
         ServiceServer(Nameless(_settings()))
+
+
+def test_a_service_is_handed_the_registry_its_metrics_endpoint_serves() -> None:
+    service = EchoService(_settings())
+    assert service.metrics_registry is None
+
+    server = ServiceServer(service)
+
+    assert service.metrics_registry is server.metrics.registry

@@ -82,6 +82,7 @@ class ServiceServer:
         self.settings: ServiceSettings = service.settings
         self.metrics = ServerMetrics()
         """The server's own metrics (and registry, `metrics.registry`)."""
+        service.metrics_registry = self.metrics.registry
         self._tracer_provider = tracer_provider
         self._logger = get_logger(__name__).bind(service=service.name)
         self._state: Literal["new", "starting", "serving", "stopped"] = "new"

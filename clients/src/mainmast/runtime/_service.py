@@ -6,6 +6,7 @@ import abc
 from typing import ClassVar, Generic, TypeVar
 
 import grpc.aio
+from prometheus_client import CollectorRegistry
 
 from ._auth import Authenticate, validated_methods
 from ._settings import ServiceSettings
@@ -36,6 +37,9 @@ class Service(abc.ABC, Generic[SettingsT]):
 
     def __init__(self, settings: SettingsT) -> None:
         self.settings = settings
+        self.metrics_registry: CollectorRegistry | None = None
+        """The registry the server's /metrics endpoint serves, set by the runtime before
+        `startup()`: metrics a service registers there appear beside the server's own."""
 
     async def startup(self) -> None:
         """Open the service's own resources before the server starts."""

@@ -46,8 +46,9 @@ class LlmService(Service[LlmSettings]):
 
     `authenticate` is the hook that turns a call's metadata into a Principal; without one
     every caller is DEV_PRINCIPAL, which the startup log says loudly. `registry` takes
-    the ledger's metrics (a private registry when None); `environ` is where `{env: NAME}`
-    provider keys are read (the process environment when None).
+    the ledger's metrics (when None, the server's, so they appear on its /metrics);
+    `environ` is where `{env: NAME}` provider keys are read (the process environment when
+    None).
     """
 
     name: ClassVar[str] = "llm"
@@ -103,7 +104,7 @@ class LlmService(Service[LlmSettings]):
             pool = DatabasePool(self.settings.database_url)
             self._resources.push_async_callback(pool.close)
             await migrate_database(pool)
-            ledger = UsageLedger(pool, registry=self._registry)
+            ledger = UsageLedger(pool, registry=self._registry or self.metrics_registry)
             await ledger.start()
             self._resources.push_async_callback(
                 ledger.close, flush_timeout=self.settings.ledger_flush_timeout_seconds
