@@ -33,22 +33,18 @@ from mainmast.errors import (
     translate_rpc_errors,
 )
 from mainmast.runtime import ServiceServer
-from mainmast_auth._authorizer import Authorizer
 from mainmast_auth._key_encryption import PrivateKeyCipher, generate_encryption_key
 from mainmast_auth._keys import SigningAlgorithm
 from mainmast_auth._models import SigningKeyRow
 from mainmast_auth._passwords import PasswordHasher
 from mainmast_auth._store_directory import (
     create_service_account,
-    create_tenant,
-    create_user,
     disable_user,
-    find_tenant,
     find_user,
 )
-from mainmast_auth._store_policies import load_policy, save_policy_changes
 from mainmast_auth.service import AuthService
 from mainmast_auth.settings import AuthSettings
+from mainmast_auth.testing import grant_platform_admin, seed_tenant
 
 ISSUER = "https://auth.test"
 AUDIENCE = "mainmast-test"
@@ -143,27 +139,13 @@ class Server:
     async def add_tenant_with_user(self, tenant: str, *users: str, role: str = "member") -> None:
         """Create `tenant` (unless it exists) with its default roles, and `users` holding
         `role` (password PASSWORD)."""
-        password_hash = PasswordHasher().hash(PASSWORD)
-        async with self.service.database.session() as session:
-            if await find_tenant(session, tenant) is None:
-                await create_tenant(session, tenant, now=NOW)
-            for user in users:
-                await create_user(session, tenant, user, password_hash=password_hash, now=NOW)
-            authorizer = Authorizer((await load_policy(session)).lines)
-            changes = authorizer.add_tenant(tenant) + authorizer.add_platform_role()
-            for user in users:
-                changes += authorizer.assign_role(
-                    f"{tenant}/users/{user}", f"{tenant}/roles/{role}"
-                )
-            await save_policy_changes(session, changes)
+        await seed_tenant(
+            self.service.database, tenant, *users, password=PASSWORD, role=role, now=NOW
+        )
 
     async def make_platform_admin(self, principal: str) -> None:
         """Give `principal` the platform-admin role."""
-        async with self.service.database.session() as session:
-            authorizer = Authorizer((await load_policy(session)).lines)
-            changes = authorizer.add_platform_role()
-            changes += authorizer.assign_role(principal, "roles/platform-admin")
-            await save_policy_changes(session, changes)
+        await grant_platform_admin(self.service.database, principal)
 
 
 async def test_a_fresh_install_generates_a_sealed_key_and_a_restart_reuses_it(

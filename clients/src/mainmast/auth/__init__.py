@@ -1,4 +1,10 @@
-"""mainmast.auth: local verification of mainmast access tokens, and the auth contract.
+"""mainmast.auth: the auth service's client, local verification of its tokens, its contract.
+
+`AuthClient` (async) logs in, refreshes, revokes, introspects, checks permissions (with a
+short-lived decision cache) and administers tenants, users, service accounts and roles;
+`await client.verify(token)` verifies locally against a `JwksCache` that refreshes itself
+on an unknown key id and keeps working while the service is down. Results are frozen
+dataclasses (`TokenPair`, `Introspection`, `Tenant`, ...); failures are mainmast errors.
 
 `TokenVerifier(KeySet.from_jwks(jwks), VerificationPolicy(issuer, audience)).verify(token)`
 checks a token with no call to the auth service: signature with a key bound to one
@@ -7,16 +13,50 @@ algorithm, type `at+jwt`, issuer, audience, times with leeway, size; every failu
 The generated v1 contract is in `mainmast.auth.v1`.
 """
 
+from mainmast.auth._client import AuthClient, AuthClientConfig, CheckQuery
 from mainmast.auth._jwks import KeySet, KeySetError, VerificationKey
+from mainmast.auth._jwks_cache import AsyncRevocationCheck, FetchedJwks, JwksCache
 from mainmast.auth._reasons import AUTH_ERROR_DOMAIN, AuthErrorReason
+from mainmast.auth._results import (
+    CreatedServiceAccount,
+    Introspection,
+    KeyRotation,
+    Page,
+    ResourceState,
+    RoleAssignment,
+    RolePermission,
+    ServiceAccount,
+    SigningKeyInfo,
+    Tenant,
+    TokenPair,
+    User,
+)
 from mainmast.auth._verify import TokenVerifier, VerificationPolicy, VerifiedToken
 
 __all__ = [
     "AUTH_ERROR_DOMAIN",
+    "AsyncRevocationCheck",
+    "AuthClient",
+    "AuthClientConfig",
     "AuthErrorReason",
+    "CheckQuery",
+    "CreatedServiceAccount",
+    "FetchedJwks",
+    "Introspection",
+    "JwksCache",
+    "KeyRotation",
     "KeySet",
     "KeySetError",
+    "Page",
+    "ResourceState",
+    "RoleAssignment",
+    "RolePermission",
+    "ServiceAccount",
+    "SigningKeyInfo",
+    "Tenant",
+    "TokenPair",
     "TokenVerifier",
+    "User",
     "VerificationKey",
     "VerificationPolicy",
     "VerifiedToken",

@@ -1,9 +1,10 @@
-"""The gRPC face of the token endpoints: protobuf in, `TokenService` calls, protobuf out.
+"""The gRPC face of the auth service: protobuf in, service calls, protobuf out.
 
-GetJwks, IssueToken, RevokeTokens, IntrospectToken and RotateSigningKey are served here;
-every other method of the contract is inherited from the generated base, which answers
-UNIMPLEMENTED. Errors are raised as mainmast errors and turned into rich statuses by the
-runtime's ErrorInterceptor.
+GetJwks, IssueToken, RevokeTokens, IntrospectToken and RotateSigningKey go to the
+`TokenService`; Check and BatchCheck to the `DecisionService`; the tenant, user, service
+account and role methods to the `AdminService`, each of which authorises the caller
+(`current_principal().subject`) itself. Errors are raised as mainmast errors and turned
+into rich statuses by the runtime's ErrorInterceptor.
 """
 
 from __future__ import annotations
@@ -25,7 +26,10 @@ from mainmast.auth.v1 import (
 from mainmast.errors import ValidationError
 from mainmast.runtime import current_principal
 
+from ._admin_service import AdminService, ListPage, RoleAssignment, RolePermission
+from ._decision_service import CheckQuestion, DecisionService
 from ._keys import SigningKey
+from ._models import ServiceAccountRow, State, TenantRow, UserRow
 from ._token_service import ActiveRefreshToken, IssuedTokens, TokenService
 
 _Context = grpc.aio.ServicerContext[Any, Any]
@@ -95,11 +99,79 @@ def _issue_response(issued: IssuedTokens) -> auth_service_pb2.IssueTokenResponse
     return response
 
 
-class AuthServicer(auth_service_pb2_grpc.AuthServiceServicer):
-    """The token endpoints of `mainmast.auth.v1.AuthService` over a `TokenService`."""
+def _tenant(row: TenantRow) -> resources_pb2.Tenant:
+    return resources_pb2.Tenant(
+        name=row.name,
+        display_name=row.display_name,
+        state=(
+            resources_pb2.Tenant.STATE_ACTIVE
+            if row.state == State.ACTIVE.value
+            else resources_pb2.Tenant.STATE_DISABLED
+        ),
+        create_time=_timestamp(row.create_time),
+        update_time=_timestamp(row.update_time),
+    )
 
-    def __init__(self, tokens: TokenService) -> None:
+
+def _user(row: UserRow) -> resources_pb2.User:
+    return resources_pb2.User(
+        name=row.name,
+        uid=row.uid,
+        display_name=row.display_name,
+        email=row.email,
+        state=(
+            resources_pb2.User.STATE_ACTIVE
+            if row.state == State.ACTIVE.value
+            else resources_pb2.User.STATE_DISABLED
+        ),
+        create_time=_timestamp(row.create_time),
+        update_time=_timestamp(row.update_time),
+    )
+
+
+def _service_account(row: ServiceAccountRow) -> resources_pb2.ServiceAccount:
+    return resources_pb2.ServiceAccount(
+        name=row.name,
+        uid=row.uid,
+        display_name=row.display_name,
+        description=row.description,
+        client_id=row.client_id,
+        state=(
+            resources_pb2.ServiceAccount.STATE_ACTIVE
+            if row.state == State.ACTIVE.value
+            else resources_pb2.ServiceAccount.STATE_DISABLED
+        ),
+        create_time=_timestamp(row.create_time),
+        update_time=_timestamp(row.update_time),
+    )
+
+
+def _role_assignment(assignment: RoleAssignment) -> resources_pb2.RoleAssignment:
+    # The store keeps no time for a policy line, so create_time stays unset.
+    return resources_pb2.RoleAssignment(principal=assignment.principal, role=assignment.role)
+
+
+def _role_permission(grant: RolePermission) -> resources_pb2.RolePermission:
+    return resources_pb2.RolePermission(role=grant.role, permission=grant.permission)
+
+
+def _question(request: auth_service_pb2.CheckRequest) -> CheckQuestion:
+    return CheckQuestion(request.principal, request.tenant, request.permission)
+
+
+def _caller() -> str:
+    return current_principal().subject
+
+
+class AuthServicer(auth_service_pb2_grpc.AuthServiceServicer):
+    """`mainmast.auth.v1.AuthService` over the token, decision and admin services."""
+
+    def __init__(
+        self, tokens: TokenService, *, decisions: DecisionService, admin: AdminService
+    ) -> None:
         self._tokens = tokens
+        self._decisions = decisions
+        self._admin = admin
 
     async def GetJwks(  # noqa: N802 -- the contract's method name
         self, request: auth_service_pb2.GetJwksRequest, context: _Context
@@ -211,4 +283,220 @@ class AuthServicer(auth_service_pb2_grpc.AuthServiceServicer):
         return auth_service_pb2.RotateSigningKeyResponse(
             signing_key=_signing_key(rotation.active),
             retired_signing_key=_signing_key(rotation.retired),
+        )
+
+    # Decisions
+
+    async def Check(  # noqa: N802 -- the contract's method name
+        self, request: auth_service_pb2.CheckRequest, context: _Context
+    ) -> auth_service_pb2.CheckResponse:
+        """Whether the principal holds the permission in the tenant; a denial is no error."""
+        allowed = self._decisions.check(_caller(), _question(request))
+        return auth_service_pb2.CheckResponse(allowed=allowed)
+
+    async def BatchCheck(  # noqa: N802 -- the contract's method name
+        self, request: auth_service_pb2.BatchCheckRequest, context: _Context
+    ) -> auth_service_pb2.BatchCheckResponse:
+        """One decision per check, in request order."""
+        decisions = self._decisions.check_many(
+            _caller(), [_question(check) for check in request.requests]
+        )
+        return auth_service_pb2.BatchCheckResponse(
+            responses=[auth_service_pb2.CheckResponse(allowed=allowed) for allowed in decisions]
+        )
+
+    # Tenants
+
+    async def CreateTenant(  # noqa: N802 -- the contract's method name
+        self, request: auth_service_pb2.CreateTenantRequest, context: _Context
+    ) -> auth_service_pb2.CreateTenantResponse:
+        """Create a tenant with its four default roles (platform admins)."""
+        row = await self._admin.create_tenant(
+            _caller(), request.tenant_id, display_name=request.tenant.display_name
+        )
+        return auth_service_pb2.CreateTenantResponse(tenant=_tenant(row))
+
+    async def GetTenant(  # noqa: N802 -- the contract's method name
+        self, request: auth_service_pb2.GetTenantRequest, context: _Context
+    ) -> auth_service_pb2.GetTenantResponse:
+        """One tenant."""
+        row = await self._admin.get_tenant(_caller(), request.name)
+        return auth_service_pb2.GetTenantResponse(tenant=_tenant(row))
+
+    async def ListTenants(  # noqa: N802 -- the contract's method name
+        self, request: auth_service_pb2.ListTenantsRequest, context: _Context
+    ) -> auth_service_pb2.ListTenantsResponse:
+        """A page of tenants by name."""
+        page: ListPage[TenantRow] = await self._admin.list_tenants(
+            _caller(), requested_page_size=request.page_size, page_token=request.page_token
+        )
+        return auth_service_pb2.ListTenantsResponse(
+            tenants=[_tenant(row) for row in page.items], next_page_token=page.next_page_token
+        )
+
+    async def DisableTenant(  # noqa: N802 -- the contract's method name
+        self, request: auth_service_pb2.DisableTenantRequest, context: _Context
+    ) -> auth_service_pb2.DisableTenantResponse:
+        """Disable a tenant (platform admins)."""
+        row = await self._admin.disable_tenant(_caller(), request.name)
+        return auth_service_pb2.DisableTenantResponse(tenant=_tenant(row))
+
+    # Users
+
+    async def CreateUser(  # noqa: N802 -- the contract's method name
+        self, request: auth_service_pb2.CreateUserRequest, context: _Context
+    ) -> auth_service_pb2.CreateUserResponse:
+        """Create a user with an initial password."""
+        row = await self._admin.create_user(
+            _caller(),
+            request.parent,
+            request.user_id,
+            password=request.password,
+            display_name=request.user.display_name,
+            email=request.user.email,
+        )
+        return auth_service_pb2.CreateUserResponse(user=_user(row))
+
+    async def GetUser(  # noqa: N802 -- the contract's method name
+        self, request: auth_service_pb2.GetUserRequest, context: _Context
+    ) -> auth_service_pb2.GetUserResponse:
+        """One user."""
+        row = await self._admin.get_user(_caller(), request.name)
+        return auth_service_pb2.GetUserResponse(user=_user(row))
+
+    async def ListUsers(  # noqa: N802 -- the contract's method name
+        self, request: auth_service_pb2.ListUsersRequest, context: _Context
+    ) -> auth_service_pb2.ListUsersResponse:
+        """A page of a tenant's users by name."""
+        page = await self._admin.list_users(
+            _caller(),
+            request.parent,
+            requested_page_size=request.page_size,
+            page_token=request.page_token,
+        )
+        return auth_service_pb2.ListUsersResponse(
+            users=[_user(row) for row in page.items], next_page_token=page.next_page_token
+        )
+
+    async def DisableUser(  # noqa: N802 -- the contract's method name
+        self, request: auth_service_pb2.DisableUserRequest, context: _Context
+    ) -> auth_service_pb2.DisableUserResponse:
+        """Disable a user."""
+        row = await self._admin.disable_user(_caller(), request.name)
+        return auth_service_pb2.DisableUserResponse(user=_user(row))
+
+    async def SetUserPassword(  # noqa: N802 -- the contract's method name
+        self, request: auth_service_pb2.SetUserPasswordRequest, context: _Context
+    ) -> auth_service_pb2.SetUserPasswordResponse:
+        """Replace a user's password."""
+        row = await self._admin.set_user_password(_caller(), request.name, request.password)
+        return auth_service_pb2.SetUserPasswordResponse(user=_user(row))
+
+    # Service accounts
+
+    async def CreateServiceAccount(  # noqa: N802 -- the contract's method name
+        self, request: auth_service_pb2.CreateServiceAccountRequest, context: _Context
+    ) -> auth_service_pb2.CreateServiceAccountResponse:
+        """Create a service account; its client secret is returned this once."""
+        created = await self._admin.create_service_account(
+            _caller(),
+            request.parent,
+            request.service_account_id,
+            display_name=request.service_account.display_name,
+            description=request.service_account.description,
+        )
+        return auth_service_pb2.CreateServiceAccountResponse(
+            service_account=_service_account(created.account),
+            client_secret=created.client_secret,
+        )
+
+    async def GetServiceAccount(  # noqa: N802 -- the contract's method name
+        self, request: auth_service_pb2.GetServiceAccountRequest, context: _Context
+    ) -> auth_service_pb2.GetServiceAccountResponse:
+        """One service account, without its secret."""
+        row = await self._admin.get_service_account(_caller(), request.name)
+        return auth_service_pb2.GetServiceAccountResponse(service_account=_service_account(row))
+
+    async def ListServiceAccounts(  # noqa: N802 -- the contract's method name
+        self, request: auth_service_pb2.ListServiceAccountsRequest, context: _Context
+    ) -> auth_service_pb2.ListServiceAccountsResponse:
+        """A page of a tenant's service accounts by name."""
+        page = await self._admin.list_service_accounts(
+            _caller(),
+            request.parent,
+            requested_page_size=request.page_size,
+            page_token=request.page_token,
+        )
+        return auth_service_pb2.ListServiceAccountsResponse(
+            service_accounts=[_service_account(row) for row in page.items],
+            next_page_token=page.next_page_token,
+        )
+
+    async def DisableServiceAccount(  # noqa: N802 -- the contract's method name
+        self, request: auth_service_pb2.DisableServiceAccountRequest, context: _Context
+    ) -> auth_service_pb2.DisableServiceAccountResponse:
+        """Disable a service account."""
+        row = await self._admin.disable_service_account(_caller(), request.name)
+        return auth_service_pb2.DisableServiceAccountResponse(service_account=_service_account(row))
+
+    # Roles
+
+    async def AssignRole(  # noqa: N802 -- the contract's method name
+        self, request: auth_service_pb2.AssignRoleRequest, context: _Context
+    ) -> auth_service_pb2.AssignRoleResponse:
+        """Give a principal a role."""
+        assignment = await self._admin.assign_role(_caller(), request.principal, request.role)
+        return auth_service_pb2.AssignRoleResponse(role_assignment=_role_assignment(assignment))
+
+    async def UnassignRole(  # noqa: N802 -- the contract's method name
+        self, request: auth_service_pb2.UnassignRoleRequest, context: _Context
+    ) -> auth_service_pb2.UnassignRoleResponse:
+        """Take a role from a principal."""
+        await self._admin.unassign_role(_caller(), request.principal, request.role)
+        return auth_service_pb2.UnassignRoleResponse()
+
+    async def ListRoleAssignments(  # noqa: N802 -- the contract's method name
+        self, request: auth_service_pb2.ListRoleAssignmentsRequest, context: _Context
+    ) -> auth_service_pb2.ListRoleAssignmentsResponse:
+        """A page of the role assignments of a tenant's principals."""
+        page = await self._admin.list_role_assignments(
+            _caller(),
+            request.parent,
+            principal=request.principal,
+            role=request.role,
+            requested_page_size=request.page_size,
+            page_token=request.page_token,
+        )
+        return auth_service_pb2.ListRoleAssignmentsResponse(
+            role_assignments=[_role_assignment(item) for item in page.items],
+            next_page_token=page.next_page_token,
+        )
+
+    async def GrantRolePermission(  # noqa: N802 -- the contract's method name
+        self, request: auth_service_pb2.GrantRolePermissionRequest, context: _Context
+    ) -> auth_service_pb2.GrantRolePermissionResponse:
+        """Grant a permission to a role."""
+        grant = await self._admin.grant_role_permission(_caller(), request.role, request.permission)
+        return auth_service_pb2.GrantRolePermissionResponse(role_permission=_role_permission(grant))
+
+    async def RevokeRolePermission(  # noqa: N802 -- the contract's method name
+        self, request: auth_service_pb2.RevokeRolePermissionRequest, context: _Context
+    ) -> auth_service_pb2.RevokeRolePermissionResponse:
+        """Revoke a permission from a role."""
+        await self._admin.revoke_role_permission(_caller(), request.role, request.permission)
+        return auth_service_pb2.RevokeRolePermissionResponse()
+
+    async def ListRolePermissions(  # noqa: N802 -- the contract's method name
+        self, request: auth_service_pb2.ListRolePermissionsRequest, context: _Context
+    ) -> auth_service_pb2.ListRolePermissionsResponse:
+        """A page of the permissions granted to a role."""
+        page = await self._admin.list_role_permissions(
+            _caller(),
+            request.role,
+            requested_page_size=request.page_size,
+            page_token=request.page_token,
+        )
+        return auth_service_pb2.ListRolePermissionsResponse(
+            role_permissions=[_role_permission(item) for item in page.items],
+            next_page_token=page.next_page_token,
         )

@@ -14,8 +14,11 @@ from mainmast.db import DatabasePool
 from mainmast.errors import UnauthenticatedError
 from mainmast.runtime import Authenticate, Metadata, Principal, Service
 
+from ._admin_service import AdminService
+from ._decision_service import DecisionService
 from ._keys import SigningAlgorithm
 from ._passwords import PasswordHasher
+from ._policy_sync import PolicySync
 from ._servicer import AuthServicer
 from ._servicer_keys import load_or_create_key_ring, signing_key_cipher
 from ._store_migrations import migrate_database
@@ -41,10 +44,10 @@ class AuthService(Service[AuthSettings]):
     """`mainmast.auth.v1.AuthService` in one process.
 
     `startup()` opens the database named by the settings, brings its schema up to date,
-    and loads the signing keys (generating the first one on a fresh install); `shutdown()`
-    closes the database. Every call but GetJwks and IssueToken is authenticated with a
-    bearer access token, verified as IntrospectToken verifies it. Methods the servicer
-    does not implement yet are answered UNIMPLEMENTED by the generated base.
+    loads the signing keys (generating the first one on a fresh install) and the policy,
+    whose version it then polls so other replicas' changes reach it; `shutdown()` stops
+    the polling and closes the database. Every call but GetJwks and IssueToken is
+    authenticated with a bearer access token, verified as IntrospectToken verifies it.
     """
 
     name: ClassVar[str] = "auth"
@@ -57,6 +60,8 @@ class AuthService(Service[AuthSettings]):
         super().__init__(settings)
         self._database: DatabasePool | None = None
         self._tokens: TokenService | None = None
+        self._policy: PolicySync | None = None
+        self._hasher: PasswordHasher | None = None
 
     @property
     def tokens(self) -> TokenService:
@@ -64,6 +69,13 @@ class AuthService(Service[AuthSettings]):
         if self._tokens is None:
             raise RuntimeError("the auth service's tokens exist only between startup and shutdown")
         return self._tokens
+
+    @property
+    def policy(self) -> PolicySync:
+        """The synced authorizer; RuntimeError outside startup..shutdown."""
+        if self._policy is None:
+            raise RuntimeError("the auth service's policy exists only between startup and shutdown")
+        return self._policy
 
     @property
     def database(self) -> DatabasePool:
@@ -87,17 +99,26 @@ class AuthService(Service[AuthSettings]):
             )
             # Building the hasher hashes a random password once (its unknown-user path).
             hasher = await asyncio.to_thread(PasswordHasher)
+            policy = PolicySync(database)
+            await policy.start()
         except BaseException:
             await database.close()
             raise
         self._database = database
+        self._policy = policy
+        self._hasher = hasher
         self._tokens = TokenService(database, cipher, ring, token_settings, hasher=hasher)
 
     def register(self, server: grpc.aio.Server) -> None:
         """Add the AuthService servicer to `server`."""
-        # The generated stubs mark every contract method abstract; the ones AuthServicer does
-        # not implement yet are the base's, which answer UNIMPLEMENTED.
-        servicer = AuthServicer(self.tokens)  # type: ignore[abstract]
+        if self._hasher is None:
+            raise RuntimeError("register the auth service after its startup")
+        policy = self.policy
+        servicer = AuthServicer(
+            self.tokens,
+            decisions=DecisionService(policy),
+            admin=AdminService(self.database, policy, self._hasher),
+        )
         auth_service_pb2_grpc.add_AuthServiceServicer_to_server(servicer, server)
 
     def authenticator(self) -> Authenticate | None:
@@ -121,8 +142,11 @@ class AuthService(Service[AuthSettings]):
         return Principal(tenant=verified.tenant or "", subject=verified.subject)
 
     async def shutdown(self) -> None:
-        """Close the database pool."""
+        """Stop the policy polling and close the database pool."""
         self._tokens = None
+        policy, self._policy = self._policy, None
+        if policy is not None:
+            await policy.stop()
         database, self._database = self._database, None
         if database is not None:
             await database.close()

@@ -1,0 +1,274 @@
+"""Policy changes reach every replica: two AuthService replicas on one database.
+
+Replica A and replica B are two servers in this process, each with its own database pool
+and its own polling `PolicySync`, sharing nothing but the database (SQLite file or
+PostgreSQL). A change made through one is waited for on the other with a bounded wait;
+no test asserts on time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import grpc.aio
+import pytest
+import structlog.testing
+from sqlalchemy import text
+
+from mainmast.auth.v1 import auth_service_pb2 as pb
+from mainmast.auth.v1 import auth_service_pb2_grpc
+from mainmast.db import DatabasePool
+from mainmast.errors import translate_rpc_errors
+from mainmast.runtime import ServiceServer
+from mainmast_auth._admin_service import bootstrap_platform_admin
+from mainmast_auth._authorizer import Authorizer
+from mainmast_auth._passwords import PasswordHasher
+from mainmast_auth._policy_sync import PolicySync
+from mainmast_auth._store_migrations import migrate_database
+from mainmast_auth._store_policies import save_policy_changes
+from mainmast_auth.service import AuthService
+from mainmast_auth.settings import AuthSettings
+
+ROOT_PASSWORD = "the platform's own long passphrase"
+PASSWORD = "correct horse battery staple"
+# Generous: propagation takes about a poll interval (250 ms); this only bounds a hang.
+WAIT_LIMIT_SECONDS = 20.0
+
+
+@dataclass
+class Replica:
+    """One running auth service and a stub on it."""
+
+    service: AuthService
+    stub: auth_service_pb2_grpc.AuthServiceAsyncStub
+
+
+def _settings(database: str, tmp_path: Path) -> AuthSettings:
+    values: dict[str, Any] = {
+        "listen": "127.0.0.1:0",
+        "metrics_listen": "",
+        "database_url": database,
+        # One sealing key for both: replica B opens the signing key replica A made.
+        "signing_key_encryption_key_file": tmp_path / "sealing.key",
+    }
+    return AuthSettings(**values)
+
+
+@asynccontextmanager
+async def _replica(database: str, tmp_path: Path) -> AsyncIterator[Replica]:
+    service = AuthService(_settings(database, tmp_path))
+    async with ServiceServer(service) as running:
+        channel = grpc.aio.insecure_channel(f"127.0.0.1:{running.port}")
+        try:
+            yield Replica(service, auth_service_pb2_grpc.AuthServiceStub(channel))
+        finally:
+            await channel.close(None)
+
+
+async def _eventually(condition: Callable[[], Awaitable[bool]]) -> bool:
+    """Whether `condition()` comes true, asking every 20 ms for at most WAIT_LIMIT_SECONDS."""
+    loop = asyncio.get_running_loop()
+    give_up_at = loop.time() + WAIT_LIMIT_SECONDS
+    while loop.time() < give_up_at:
+        if await condition():
+            return True
+        await asyncio.sleep(0.02)
+    return await condition()
+
+
+async def _login(replica: Replica, tenant: str, username: str, password: str) -> str:
+    request = pb.IssueTokenRequest(
+        password=pb.IssueTokenRequest.PasswordGrant(
+            tenant=tenant, username=username, password=password
+        )
+    )
+    with translate_rpc_errors():
+        return (await replica.stub.IssueToken(request)).access_token
+
+
+async def test_a_change_through_one_replica_is_enforced_by_the_other(
+    fresh_database_url: str, tmp_path: Path
+) -> None:
+    async with AsyncExitStack() as stack:
+        a = await stack.enter_async_context(_replica(fresh_database_url, tmp_path))
+        await bootstrap_platform_admin(
+            a.service.database,
+            PasswordHasher(),
+            tenant="tenants/platform",
+            username="root",
+            password=ROOT_PASSWORD,
+        )
+        b = await stack.enter_async_context(_replica(fresh_database_url, tmp_path))
+        root = await _login(a, "tenants/platform", "root", ROOT_PASSWORD)
+        as_root = (("authorization", f"Bearer {root}"),)
+
+        async def call(replica: Replica, method: str, request: Any) -> Any:
+            with translate_rpc_errors():
+                return await getattr(replica.stub, method)(request, metadata=as_root)
+
+        async def allowed_on(replica: Replica) -> bool:
+            response = await call(
+                replica,
+                "Check",
+                pb.CheckRequest(
+                    principal="tenants/acme/users/alice",
+                    tenant="tenants/acme",
+                    permission="invoices:write",
+                ),
+            )
+            return bool(response.allowed)
+
+        # The bootstrap reached A by polling too: A accepts the admin's calls.
+        assert await _eventually(lambda: _is_platform_admin(a, "tenants/platform/users/root"))
+        await call(a, "CreateTenant", pb.CreateTenantRequest(tenant_id="acme"))
+        await call(
+            a,
+            "CreateUser",
+            pb.CreateUserRequest(parent="tenants/acme", user_id="alice", password=PASSWORD),
+        )
+        await call(
+            a,
+            "AssignRole",
+            pb.AssignRoleRequest(
+                principal="tenants/acme/users/alice", role="tenants/acme/roles/member"
+            ),
+        )
+        assert not await allowed_on(b)
+
+        await call(
+            a,
+            "GrantRolePermission",
+            pb.GrantRolePermissionRequest(
+                role="tenants/acme/roles/member", permission="invoices:write"
+            ),
+        )
+        # The replica that made the change enforces it at once; the other one soon.
+        assert await allowed_on(a)
+        assert await _eventually(lambda: allowed_on(b))
+
+        await call(
+            b,
+            "RevokeRolePermission",
+            pb.RevokeRolePermissionRequest(
+                role="tenants/acme/roles/member", permission="invoices:write"
+            ),
+        )
+        assert not await allowed_on(b)
+        assert await _eventually(lambda: _negated(allowed_on(a)))
+        assert a.service.policy.version == b.service.policy.version
+
+
+async def _negated(value: Awaitable[bool]) -> bool:
+    return not await value
+
+
+async def _is_platform_admin(replica: Replica, principal: str) -> bool:
+    return replica.service.policy.authorizer.is_platform_admin(principal)
+
+
+@pytest.fixture
+async def database(sqlite_url: str) -> AsyncIterator[DatabasePool]:
+    """A migrated, started SQLite database of this test's own."""
+    pool = DatabasePool(sqlite_url)
+    await migrate_database(pool)
+    await pool.start()
+    try:
+        yield pool
+    finally:
+        await pool.close()
+
+
+async def _grant(pool: DatabasePool, role: str, permission: str) -> int:
+    async with pool.session() as session:
+        return await save_policy_changes(session, Authorizer().grant_permission(role, permission))
+
+
+async def test_refresh_reloads_only_when_the_version_moved(database: DatabasePool) -> None:
+    sync = PolicySync(database, poll_interval=60.0)
+    assert await sync.refresh()
+    assert not await sync.refresh()
+    before = sync.version
+    assert before is not None
+    await _grant(database, "tenants/acme/roles/viewer", "x:read")
+    assert not sync.authorizer.permissions_of("tenants/acme/roles/viewer")
+    assert await sync.refresh()
+    assert sync.version == before + 1
+    assert sync.authorizer.permissions_of("tenants/acme/roles/viewer") == ["x:read"]
+
+
+async def test_a_local_change_is_applied_at_once_and_a_gap_forces_a_reload(
+    database: DatabasePool,
+) -> None:
+    sync = PolicySync(database, poll_interval=60.0)
+    await sync.refresh()
+    start = sync.version
+    assert start is not None
+    changes = Authorizer().grant_permission("tenants/acme/roles/viewer", "x:read")
+    async with database.session() as session:
+        version = await sync.commit_changes(session, changes)
+    sync.applied(changes, version)
+    assert sync.version == start + 1
+    assert not await sync.refresh()
+    assert sync.authorizer.permissions_of("tenants/acme/roles/viewer") == ["x:read"]
+
+    # Another writer's change lands between this replica's version and its own change.
+    await _grant(database, "tenants/acme/roles/viewer", "y:read")
+    changes = Authorizer().grant_permission("tenants/acme/roles/viewer", "z:read")
+    async with database.session() as session:
+        version = await sync.commit_changes(session, changes)
+    sync.applied(changes, version)
+    assert sync.version == start + 1
+    assert await sync.refresh()
+    assert sync.version == start + 3
+    assert sync.authorizer.permissions_of("tenants/acme/roles/viewer") == [
+        "x:read",
+        "y:read",
+        "z:read",
+    ]
+
+
+async def test_polling_picks_changes_up_and_survives_failed_reads(
+    database: DatabasePool,
+) -> None:
+    sync = PolicySync(database, poll_interval=0.01)
+
+    async def granted(permission: str) -> bool:
+        return permission in sync.authorizer.permissions_of("tenants/acme/roles/viewer")
+
+    async def failures_logged(events: list[MutableMapping[str, Any]]) -> bool:
+        names = [str(event["event"]) for event in events]
+        return names.count("auth.policy_reload_failed") >= 2
+
+    await sync.start()
+    try:
+        with pytest.raises(RuntimeError):
+            await sync.start()
+        await _grant(database, "tenants/acme/roles/viewer", "x:read")
+        assert await _eventually(lambda: granted("x:read"))
+
+        # While the version cannot be read, polls fail and are logged; polling goes on.
+        with structlog.testing.capture_logs() as events:
+            async with database.session() as session:
+                await session.execute(
+                    text("ALTER TABLE auth_policy_version RENAME TO auth_policy_version_away")
+                )
+            assert await _eventually(lambda: failures_logged(events))
+        async with database.session() as session:
+            await session.execute(
+                text("ALTER TABLE auth_policy_version_away RENAME TO auth_policy_version")
+            )
+        await _grant(database, "tenants/acme/roles/viewer", "y:read")
+        assert await _eventually(lambda: granted("y:read"))
+    finally:
+        await sync.stop()
+    await sync.stop()  # stopping twice is harmless
+
+
+async def test_the_poll_interval_must_be_positive(database: DatabasePool) -> None:
+    with pytest.raises(ValueError, match="positive"):
+        PolicySync(database, poll_interval=0)
