@@ -390,3 +390,13 @@ async def test_the_grpc_deadline_becomes_the_routers_deadline_on_the_loop_clock(
     # grpc reports a call without a deadline as centuries away.
     assert call_deadline(DeadlineContext(1e10)) is None  # type: ignore[arg-type]
     assert call_deadline(DeadlineContext(None)) is None  # type: ignore[arg-type]
+
+
+def test_the_ledger_database_defaults_to_llm_db_in_the_data_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MAINMAST_DATA_DIR", str(tmp_path))
+    monkeypatch.delenv("MAINMAST_LLM_DATABASE_URL", raising=False)
+
+    assert LlmSettings().database_target().endswith(f"{tmp_path}/llm.db")
+    assert "pw" not in repr(LlmSettings(database_url="postgresql://app:pw@db/llm"))

@@ -101,7 +101,7 @@ class LlmService(Service[LlmSettings]):
             store = await open_quota_store(self.settings.quota_store_url)
             self._resources.push_async_callback(store.close)
             quotas = TenantQuotas(store, QuotaPolicy(default=self.settings.tenant_limits()))
-            pool = DatabasePool(self.settings.database_url)
+            pool = DatabasePool(self.settings.database_target())
             self._resources.push_async_callback(pool.close)
             await migrate_database(pool)
             ledger = UsageLedger(pool, registry=self._registry or self.metrics_registry)

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
+from mainmast.db import default_sqlite_url
 from mainmast.runtime import ListenAddress, OptionalListenAddress, ServiceSettings
 
 from ._limits import TenantLimits
@@ -29,9 +30,9 @@ class LlmSettings(ServiceSettings):
     price_currency: str = Field(default="USD", pattern=r"^[A-Z]{3}$")
     """ISO 4217 code of the routing file's prices, and so of every recorded cost."""
 
-    database_url: str | None = None
-    """The usage ledger's database (PostgreSQL or SQLite URL); None: a SQLite file in the
-    data folder."""
+    database_url: SecretStr | None = None
+    """The usage ledger's database (PostgreSQL or SQLite URL; secret, since it may carry a
+    password); None: the SQLite file `llm.db` in the data folder."""
 
     quota_store_url: str = ""
     """Where quota counters live: empty or `memory://` (one replica only), `redis://...`,
@@ -63,3 +64,9 @@ class LlmSettings(ServiceSettings):
             daily_tokens=self.daily_tokens,
             monthly_tokens=self.monthly_tokens,
         )
+
+    def database_target(self) -> str:
+        """The ledger's database URL: `database_url`, else the default SQLite file."""
+        if self.database_url is not None and self.database_url.get_secret_value().strip():
+            return self.database_url.get_secret_value().strip()
+        return default_sqlite_url("llm")
