@@ -77,3 +77,5 @@ class AuthErrorReason(enum.StrEnum):
     """IssueToken was called without a grant."""
     REVOKE_TARGET_MISSING = "REVOKE_TARGET_MISSING"
     """RevokeTokens was called without a token, a jti or a subject."""
+    LOGIN_THROTTLED = "LOGIN_THROTTLED"
+    """Too many failed logins for this name or address: locked out for `retry_after`."""

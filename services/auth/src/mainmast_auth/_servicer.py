@@ -29,6 +29,7 @@ from mainmast.runtime import current_principal
 from ._admin_service import AdminService, ListPage, RoleAssignment, RolePermission
 from ._decision_service import CheckQuestion, DecisionService
 from ._keys import SigningKey
+from ._login_throttle import LoginOrigin
 from ._models import ServiceAccountRow, State, TenantRow, UserRow
 from ._token_service import ActiveRefreshToken, IssuedTokens, TokenService
 
@@ -192,18 +193,22 @@ class AuthServicer(auth_service_pb2_grpc.AuthServiceServicer):
     ) -> auth_service_pb2.IssueTokenResponse:
         """Issue tokens for exactly one grant: password, client credentials or refresh."""
         grant = request.WhichOneof("grant")
+        # Failed logins are throttled per client address too.
+        origin = LoginOrigin.from_call(context.peer(), context.invocation_metadata())
         if grant == "password":
             issued = await self._tokens.password_grant(
                 request.password.tenant,
                 request.password.username,
                 request.password.password,
                 request.scopes,
+                origin=origin,
             )
         elif grant == "client_credentials":
             issued = await self._tokens.client_credentials_grant(
                 request.client_credentials.client_id,
                 request.client_credentials.client_secret,
                 request.scopes,
+                origin=origin,
             )
         elif grant == "refresh_token":
             issued = await self._tokens.refresh_grant(request.refresh_token.refresh_token)

@@ -4,7 +4,9 @@
 dataclasses, not protobuf. Every failed login answers INVALID_CREDENTIALS after exactly
 one argon2id verification, whether the user, tenant or client id exists or not, so
 neither the error nor the time taken tells an attacker which part was wrong. A disabled
-principal is named as such only to a caller who proved the password.
+principal is named as such only to a caller who proved the password. Repeated failures
+lock the name and the client address out for a growing time (`_login_throttle`); a
+locked-out login answers LOGIN_THROTTLED before any argon2id work.
 
 Auth events go to the log with tenant and subject; credentials never do (the token id
 identifies a token in the log instead of the token).
@@ -15,7 +17,7 @@ from __future__ import annotations
 import re
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Final
@@ -26,13 +28,19 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from mainmast.auth import TokenVerifier, VerificationPolicy, VerifiedToken
 from mainmast.auth._reasons import AUTH_ERROR_DOMAIN, AuthErrorReason
 from mainmast.db import DatabasePool
-from mainmast.errors import PermissionDeniedError, UnauthenticatedError, ValidationError
+from mainmast.errors import (
+    PermissionDeniedError,
+    RateLimitedError,
+    UnauthenticatedError,
+    ValidationError,
+)
 from mainmast.logging import get_logger
 
 from ._authorizer import Authorizer
 from ._key_encryption import PrivateKeyCipher
 from ._key_ring import KeyRing
 from ._keys import SigningAlgorithm, SigningKey, generate_signing_key
+from ._login_throttle import LoginLimits, LoginOrigin, LoginThrottle
 from ._models import (
     PolicyLineRow,
     RefreshTokenFamilyRow,
@@ -195,8 +203,11 @@ class TokenService:
         settings: TokenSettings,
         *,
         hasher: PasswordHasher,
+        login_limits: LoginLimits | None = None,
+        login_clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._database = database
+        self._throttle = LoginThrottle(login_limits, clock=login_clock)
         self._cipher = cipher
         self._settings = settings
         self._hasher = hasher
@@ -318,13 +329,37 @@ class TokenService:
             client_id=client_id,
         )
 
+    def _check_throttle(
+        self, name: str, address: str | None, *, tenant: str | None, grant: str
+    ) -> None:
+        try:
+            self._throttle.check(name, address)
+        except RateLimitedError:
+            self._log.warning(
+                "auth.login_throttled", tenant=tenant, name=name, address=address, grant=grant
+            )
+            raise
+
     async def password_grant(
-        self, tenant: str, username: str, password: str, scopes: Sequence[str]
+        self,
+        tenant: str,
+        username: str,
+        password: str,
+        scopes: Sequence[str],
+        *,
+        origin: LoginOrigin | None = None,
     ) -> IssuedTokens:
-        """Log a user in: an access token and the first refresh token of a new family."""
+        """Log a user in: an access token and the first refresh token of a new family.
+
+        RateLimitedError(LOGIN_THROTTLED) while the username or the client address of
+        `origin` is locked out after failed logins, before any password work."""
         requested = _checked_scopes(scopes)
         tenant = tenant_name(tenant)
         subject = f"{tenant}/users/{username}"
+        # Keyed on the name asked for, existing or not: a lockout reveals no user.
+        throttle_name = subject[:_MAX_CREDENTIAL_CHARS]
+        address = self._throttle.address_of(origin)
+        self._check_throttle(throttle_name, address, tenant=tenant, grant="password")
         well_formed = _USERNAME.fullmatch(username) is not None
         password_hash = None
         user_state = tenant_state = None
@@ -337,8 +372,10 @@ class TokenService:
                 user_state, tenant_state = user_row.state, tenant_row.state
         # One argon2id verification on every path: unknown users cost what wrong passwords do.
         if not await self._hasher.verify_async(password_hash, password[:_MAX_CREDENTIAL_CHARS]):
+            self._throttle.record_failure(throttle_name, address)
             self._log.warning("auth.login_failed", tenant=tenant, subject=subject, grant="password")
             raise _invalid_credentials()
+        self._throttle.record_success(throttle_name)
         self._raise_if_disabled(
             tenant=tenant,
             subject=subject,
@@ -382,10 +419,20 @@ class TokenService:
         return IssuedTokens(access, family.token, family.record.expire_time)
 
     async def client_credentials_grant(
-        self, client_id: str, client_secret: str, scopes: Sequence[str]
+        self,
+        client_id: str,
+        client_secret: str,
+        scopes: Sequence[str],
+        *,
+        origin: LoginOrigin | None = None,
     ) -> IssuedTokens:
-        """Authenticate a service account by client id and secret: an access token only."""
+        """Authenticate a service account by client id and secret: an access token only.
+
+        Throttled like `password_grant`, per client id and per client address."""
         requested = _checked_scopes(scopes)
+        throttle_name = f"clients/{client_id[:_MAX_CREDENTIAL_CHARS]}"
+        address = self._throttle.address_of(origin)
+        self._check_throttle(throttle_name, address, tenant=None, grant="client_credentials")
         secret_hash = None
         account = None
         tenant_state = None
@@ -402,6 +449,7 @@ class TokenService:
             if account is None:
                 # Same cost as a wrong secret: an unknown client id must not answer faster.
                 await self._hasher.verify_async(None, client_secret[:_MAX_CREDENTIAL_CHARS])
+            self._throttle.record_failure(throttle_name, address)
             self._log.warning(
                 "auth.login_failed",
                 tenant=None if account is None else f"tenants/{account.tenant_id}",
@@ -409,6 +457,7 @@ class TokenService:
                 grant="client_credentials",
             )
             raise _invalid_credentials()
+        self._throttle.record_success(throttle_name)
         tenant = f"tenants/{account.tenant_id}"
         self._raise_if_disabled(
             tenant=tenant,
