@@ -12,13 +12,15 @@ from mainmast.errors import UnavailableError
 from mainmast.logging import configure_logging
 from mainmast.runtime import service_cli
 
+from ._cli_admin import add_admin_commands
 from ._store_migrations import migrate_database
 from .service import AuthService
 from .settings import AuthSettings
 
 
 def build_cli() -> click.Group:
-    """The `mainmast-auth` command group: `serve` (from the runtime) and `migrate`."""
+    """The `mainmast-auth` command group: `serve` (from the runtime), `migrate`, and the
+    administrative commands working straight on the database."""
     group = service_cli(AuthService, AuthSettings)
 
     @group.command(help="Bring the auth database up to date (serve also does this at start).")
@@ -43,9 +45,10 @@ def build_cli() -> click.Group:
             raise click.ClickException(exc.message) from exc
         click.echo(f"auth database at revision {', '.join(heads) or '(none)'}")
 
+    add_admin_commands(group)
     return group
 
 
 def main() -> None:
     """Run `mainmast-auth` (`serve`, `migrate`, and the service's administrative commands)."""
-    build_cli()()
+    build_cli()(prog_name="mainmast-auth")

@@ -15,6 +15,7 @@ from mainmast.errors import UnauthenticatedError
 from mainmast.runtime import Authenticate, Metadata, Principal, Service
 
 from ._admin_service import AdminService
+from ._bootstrap import bootstrap_on_start
 from ._decision_service import DecisionService
 from ._keys import SigningAlgorithm
 from ._passwords import PasswordHasher
@@ -87,7 +88,8 @@ class AuthService(Service[AuthSettings]):
         return self._database
 
     async def startup(self) -> None:
-        """Open the database, apply pending migrations, load or create the signing keys."""
+        """Open the database, apply pending migrations, load or create the signing keys,
+        create the first platform admin from the settings (or log how to)."""
         database = DatabasePool(self.settings.database_target())
         try:
             await migrate_database(database)
@@ -99,6 +101,8 @@ class AuthService(Service[AuthSettings]):
             )
             # Building the hasher hashes a random password once (its unknown-user path).
             hasher = await asyncio.to_thread(PasswordHasher)
+            # Before the policy loads, so a platform admin created here is in it.
+            await bootstrap_on_start(database, hasher, self.settings)
             policy = PolicySync(database)
             await policy.start()
         except BaseException:

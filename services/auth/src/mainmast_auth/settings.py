@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Self
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from mainmast.db import DATA_DIR_ENV, default_sqlite_url
@@ -61,6 +61,41 @@ class AuthSettings(ServiceSettings):
 
     jwks_max_age_seconds: int = Field(default=300, ge=0, le=86_400)
     """How long clients may cache GetJwks, and how often a replica reloads the key ring."""
+
+    bootstrap_admin_tenant: str | None = None
+    """The tenant of the first platform admin (`acme` or `tenants/acme`), created at the first
+    start that finds no platform admin; set with the username and password, or not at all."""
+
+    bootstrap_admin_username: str | None = None
+    """The user id of the first platform admin."""
+
+    bootstrap_admin_password: SecretStr | None = None
+    """The first platform admin's password (from a secret store; never logged)."""
+
+    @field_validator(
+        "bootstrap_admin_tenant",
+        "bootstrap_admin_username",
+        "bootstrap_admin_password",
+        mode="before",
+    )
+    @classmethod
+    def _blank_is_unset(cls, value: object) -> object:
+        # An empty environment variable means "not set", as for the database URL.
+        text = value.get_secret_value() if isinstance(value, SecretStr) else value
+        return None if isinstance(text, str) and not text.strip() else value
+
+    @model_validator(mode="after")
+    def _bootstrap_admin_complete(self) -> Self:
+        given = [
+            self.bootstrap_admin_tenant,
+            self.bootstrap_admin_username,
+            self.bootstrap_admin_password,
+        ]
+        if any(value is not None for value in given) and any(value is None for value in given):
+            raise ValueError(
+                "set MAINMAST_AUTH_BOOTSTRAP_ADMIN_TENANT, _USERNAME and _PASSWORD together"
+            )
+        return self
 
     def database_target(self) -> str:
         """The database URL to open: `database_url`, else the default SQLite file."""
