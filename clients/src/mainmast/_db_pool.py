@@ -251,7 +251,11 @@ class DatabasePool:
         self._closed = True
         task, self._health_task = self._health_task, None
         if task is not None:
-            task.cancel()
+            # Cancel only between checks: a probe cancelled while its driver connects in a
+            # thread (aiosqlite) leaves that thread to report to a loop that may be gone.
+            # A probe is bounded by connect_timeout, so waiting for it is bounded too.
+            async with self._check_lock:
+                task.cancel()
             # wait() rather than awaiting the task: a cancellation of close() itself must
             # still propagate, and the task's own CancelledError must not.
             await asyncio.wait([task])
