@@ -36,6 +36,10 @@ Helpers:
 
 `await health_status(channel, service)`, `await list_services(channel)`
     What a server's grpc.health.v1 service and server reflection answer.
+
+`schema_differences(connection, metadata, tables=..., version_table=...)`, `table_names`,
+`sqlite_table_names(path)`
+    For a service's migration tests: how the migrated schema differs from its models.
 """
 
 from __future__ import annotations
@@ -48,6 +52,7 @@ from typing import Final
 import pytest
 
 from mainmast._testing_grpc import health_status, list_services
+from mainmast._testing_migrations import schema_differences, sqlite_table_names, table_names
 from mainmast._testing_processes import ServiceProcess, start_service_process
 
 __all__ = [
@@ -57,8 +62,11 @@ __all__ = [
     "health_status",
     "list_services",
     "postgres_url",
+    "schema_differences",
+    "sqlite_table_names",
     "sqlite_url",
     "start_service_process",
+    "table_names",
 ]
 
 POSTGRES_URL_ENV: Final = "MAINMAST_TEST_POSTGRES_URL"

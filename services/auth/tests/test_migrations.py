@@ -3,20 +3,16 @@ service start, run once when repeated, and undo cleanly."""
 
 from __future__ import annotations
 
-import contextlib
-import sqlite3
 from pathlib import Path
 from typing import Any
 
 import pytest
 from alembic import command
-from alembic.autogenerate import compare_metadata
-from alembic.runtime.migration import MigrationContext
 from pydantic import SecretStr
-from sqlalchemy import inspect
 from sqlalchemy.engine import Connection
 
 from mainmast.db import DatabasePool, alembic_config
+from mainmast.testing import schema_differences, sqlite_table_names, table_names
 from mainmast_auth._models import Base
 from mainmast_auth._store_migrations import MIGRATIONS, VERSION_TABLE, migrate_database
 from mainmast_auth._store_policies import policy_version
@@ -26,27 +22,10 @@ from mainmast_auth.settings import AuthSettings
 AUTH_TABLES = frozenset(Base.metadata.tables)
 
 
-def _is_auth_object(
-    obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any
-) -> bool:
-    # The PostgreSQL database is shared by the test run (and the fleet shares one in
-    # production): only the auth tables are this comparison's business.
-    if type_ == "table":
-        return name in AUTH_TABLES
-    table = getattr(obj, "table", None)
-    return table is None or table.name in AUTH_TABLES
-
-
 def _schema_differences(connection: Connection) -> list[Any]:
-    context = MigrationContext.configure(
-        connection,
-        opts={"include_object": _is_auth_object, "version_table": VERSION_TABLE},
+    return schema_differences(
+        connection, Base.metadata, tables=AUTH_TABLES, version_table=VERSION_TABLE
     )
-    return list(compare_metadata(context, Base.metadata))
-
-
-def _table_names(connection: Connection) -> set[str]:
-    return set(inspect(connection).get_table_names())
 
 
 @pytest.fixture
@@ -62,7 +41,7 @@ async def test_the_migrations_build_exactly_the_models_schema(database_url: str)
     try:
         assert await migrate_database(pool) == ("0001",)
         async with pool.connection() as connection:
-            tables = await connection.run_sync(_table_names)
+            tables = await connection.run_sync(table_names)
             differences = await connection.run_sync(_schema_differences)
     finally:
         await pool.close()
@@ -85,21 +64,15 @@ async def test_the_policy_version_starts_at_zero(sqlite_url: str) -> None:
         await pool.close()
 
 
-def _sqlite_tables(path: Path) -> set[str]:
-    with contextlib.closing(sqlite3.connect(path)) as connection:
-        rows = connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
-        return {name for (name,) in rows}
-
-
 def test_the_migrations_undo_to_an_empty_database_and_redo(tmp_path: Path) -> None:
     path = tmp_path / "auth.db"
     config = alembic_config(MIGRATIONS, url=f"sqlite:///{path}", version_table=VERSION_TABLE)
     command.upgrade(config, "head")
-    assert _sqlite_tables(path) >= AUTH_TABLES
+    assert sqlite_table_names(path) >= AUTH_TABLES
     command.downgrade(config, "base")
-    assert _sqlite_tables(path) & AUTH_TABLES == set()
+    assert sqlite_table_names(path) & AUTH_TABLES == set()
     command.upgrade(config, "head")
-    assert _sqlite_tables(path) >= AUTH_TABLES
+    assert sqlite_table_names(path) >= AUTH_TABLES
 
 
 async def test_the_service_migrates_its_database_at_startup(database_url: str) -> None:
@@ -107,7 +80,7 @@ async def test_the_service_migrates_its_database_at_startup(database_url: str) -
     await service.startup()
     try:
         async with service.database.connection() as connection:
-            tables = await connection.run_sync(_table_names)
+            tables = await connection.run_sync(table_names)
     finally:
         await service.shutdown()
     assert tables >= AUTH_TABLES

@@ -3,44 +3,25 @@ their own version table, once however often they run, and undo cleanly."""
 
 from __future__ import annotations
 
-import contextlib
-import sqlite3
 from pathlib import Path
 from typing import Any
 
 import pytest
 from alembic import command
-from alembic.autogenerate import compare_metadata
-from alembic.runtime.migration import MigrationContext
-from sqlalchemy import inspect
 from sqlalchemy.engine import Connection
 
 from mainmast.db import DatabasePool, alembic_config
+from mainmast.testing import schema_differences, sqlite_table_names, table_names
 from mainmast_llm._ledger_migrations import MIGRATIONS, VERSION_TABLE, migrate_database
 from mainmast_llm._ledger_schema import ledger_metadata
 
 LLM_TABLES = frozenset(ledger_metadata.tables)
 
 
-def _is_llm_object(
-    obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any
-) -> bool:
-    # The PostgreSQL database is shared by the test run: only the llm tables matter here.
-    if type_ == "table":
-        return name in LLM_TABLES
-    table = getattr(obj, "table", None)
-    return table is None or table.name in LLM_TABLES
-
-
 def _schema_differences(connection: Connection) -> list[Any]:
-    context = MigrationContext.configure(
-        connection, opts={"include_object": _is_llm_object, "version_table": VERSION_TABLE}
+    return schema_differences(
+        connection, ledger_metadata, tables=LLM_TABLES, version_table=VERSION_TABLE
     )
-    return list(compare_metadata(context, ledger_metadata))
-
-
-def _table_names(connection: Connection) -> set[str]:
-    return set(inspect(connection).get_table_names())
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
@@ -57,7 +38,7 @@ async def test_the_migrations_build_exactly_the_ledger_schema(database_url: str)
     try:
         assert await migrate_database(pool) == ("0001",)
         async with pool.connection() as connection:
-            tables = await connection.run_sync(_table_names)
+            tables = await connection.run_sync(table_names)
             differences = await connection.run_sync(_schema_differences)
     finally:
         await pool.close()
@@ -71,19 +52,13 @@ async def test_migrating_again_changes_nothing(database_url: str) -> None:
     assert await migrate_database(database_url) == ("0001",)
 
 
-def _sqlite_tables(path: Path) -> set[str]:
-    with contextlib.closing(sqlite3.connect(path)) as connection:
-        rows = connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
-        return {name for (name,) in rows}
-
-
 def test_the_migrations_undo_to_an_empty_database_and_redo(tmp_path: Path) -> None:
     # The alembic command line's way in: env.py opens its own connection from the URL.
     path = tmp_path / "llm.db"
     config = alembic_config(MIGRATIONS, url=f"sqlite:///{path}", version_table=VERSION_TABLE)
     command.upgrade(config, "head")
-    assert _sqlite_tables(path) >= LLM_TABLES
+    assert sqlite_table_names(path) >= LLM_TABLES
     command.downgrade(config, "base")
-    assert _sqlite_tables(path) & LLM_TABLES == set()
+    assert sqlite_table_names(path) & LLM_TABLES == set()
     command.upgrade(config, "head")
-    assert _sqlite_tables(path) >= LLM_TABLES
+    assert sqlite_table_names(path) >= LLM_TABLES
