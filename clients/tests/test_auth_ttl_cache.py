@@ -69,3 +69,19 @@ def test_clear_forgets_everything_and_bad_bounds_are_refused() -> None:
         TtlLruCache(ttl_seconds=-1, max_entries=1)
     with pytest.raises(ValueError, match="max_entries"):
         TtlLruCache(ttl_seconds=1, max_entries=-1)
+
+
+def test_a_value_may_be_stored_for_less_than_the_ttl_never_more_and_discarded() -> None:
+    clock = ManualClock()
+    cache: TtlLruCache[str, int] = TtlLruCache(ttl_seconds=5, max_entries=10, clock=clock)
+    cache.put("short", 1, ttl_seconds=2)
+    cache.put("long", 2, ttl_seconds=50)
+    cache.put("none", 3, ttl_seconds=0)
+    cache.put("gone", 4)
+    cache.discard("gone")
+    cache.discard("never-there")
+
+    clock.now += 2
+    assert (cache.get("short"), cache.get("long"), cache.get("none")) == (None, 2, None)
+    clock.now += 3
+    assert (cache.get("long"), cache.get("gone")) == (None, None)

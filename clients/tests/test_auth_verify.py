@@ -803,10 +803,14 @@ def test_the_public_names_of_mainmast_auth_are_pinned() -> None:
 
     assert mainmast.auth.__all__ == [
         "AUTH_ERROR_DOMAIN",
+        "DEV_PRINCIPAL",
+        "PLATFORM_ADMIN_ROLE",
         "AsyncRevocationCheck",
         "AuthClient",
         "AuthClientConfig",
         "AuthErrorReason",
+        "CallerAuthSettings",
+        "CallerAuthentication",
         "CheckQuery",
         "CreatedServiceAccount",
         "FetchedJwks",
@@ -828,5 +832,85 @@ def test_the_public_names_of_mainmast_auth_are_pinned() -> None:
         "VerificationKey",
         "VerificationPolicy",
         "VerifiedToken",
+        "bearer_token",
+        "require_permission",
+        "token_authenticator",
     ]
     assert all(hasattr(mainmast.auth, name) for name in mainmast.auth.__all__)
+
+
+# -- remembered tokens ------------------------------------------------------------------
+
+
+def _trusting(signer: Signer, clock: Any, **options: Any) -> TokenVerifier:
+    return TokenVerifier(
+        signer.verifier.keys,
+        VerificationPolicy(issuer=ISSUER, audience=AUDIENCE, leeway_seconds=30),
+        clock=clock,
+        **options,
+    )
+
+
+def test_a_remembered_token_still_expires(signer: Signer) -> None:
+    now = [NOW]
+    verifier = _trusting(signer, lambda: now[0])
+    token = signer.token()
+    first = verifier.verify(token)
+
+    now[0] = NOW + 840 + 29  # within the leeway: still accepted, from memory
+    again = verifier.verify(token)
+    now[0] = NOW + 840 + 30
+
+    assert again is first
+    assert_rejected(verifier, token, AuthErrorReason.TOKEN_EXPIRED)
+
+
+def test_a_remembered_token_is_verified_again_once_the_keys_change(signer: Signer) -> None:
+    verifier = _trusting(signer, lambda: NOW)
+    token = signer.token()
+    verifier.verify(token)
+    other = ed25519.Ed25519PrivateKey.generate().public_key()
+
+    verifier.replace_keys(KeySet([VerificationKey.from_public_key("other", "EdDSA", other)]))
+
+    assert_rejected(verifier, token, AuthErrorReason.TOKEN_KEY_UNKNOWN)
+
+
+def test_the_revocation_check_runs_on_every_presentation_of_a_remembered_token(
+    signer: Signer,
+) -> None:
+    revoked: set[str] = set()
+    verifier = _trusting(signer, lambda: NOW, revocation_check=lambda t: t.token_id in revoked)
+    token = signer.token()
+    verified = verifier.verify(token)
+
+    revoked.add(verified.token_id)
+
+    assert_rejected(verifier, token, AuthErrorReason.TOKEN_REVOKED)
+
+
+def test_a_tampered_copy_of_a_remembered_token_is_not_remembered(signer: Signer) -> None:
+    verifier = _trusting(signer, lambda: NOW)
+    token = signer.token()
+    verifier.verify(token)
+    header, payload, signature = token.split(".")
+    flipped = signature[:-2] + ("A" if signature[-2] != "A" else "B") + signature[-1]
+
+    assert_rejected(
+        verifier, f"{header}.{payload}.{flipped}", AuthErrorReason.TOKEN_SIGNATURE_INVALID
+    )
+
+
+def test_the_memory_of_verified_tokens_is_bounded(signer: Signer) -> None:
+    verifier = _trusting(signer, lambda: NOW, cache_size=3)
+    tokens = [signer.token() for _ in range(10)]
+    for token in tokens:
+        verifier.verify(token)
+    unremembered = _trusting(signer, lambda: NOW, cache_size=0)
+
+    assert len(verifier._verified) == 3
+    assert list(verifier._verified) == tokens[-3:]
+    assert unremembered.verify(tokens[0]).token_id == verifier.verify(tokens[0]).token_id
+    assert len(unremembered._verified) == 0
+    with pytest.raises(ValueError, match="cache_size"):
+        _trusting(signer, lambda: NOW, cache_size=-1)

@@ -58,6 +58,9 @@ class EchoService(Service[ServiceSettings]):
     async def startup(self) -> None:
         self.events.append("startup")
 
+    async def draining(self) -> None:
+        self.events.append("draining")
+
     async def shutdown(self) -> None:
         self.events.append("shutdown")
 
@@ -72,6 +75,8 @@ class EchoService(Service[ServiceSettings]):
             await context.abort(grpc.StatusCode.PERMISSION_DENIED, "aborted by the servicer")
         if request == b"big":
             return b"x" * 8192
+        if request == b"own-trailer":
+            context.set_trailing_metadata((("x-own", "kept"),))
         if request == b"hang":
             # Until the caller cancels or the deadline passes (the tests that send it
             # do one or the other).
@@ -272,7 +277,7 @@ async def test_every_shape_echoes_and_binds_the_callers_request_id(
     responses, call = await shape[0](channel, b"ping", ((REQUEST_ID_METADATA_KEY, "req-123"),))
 
     assert b"".join(responses).startswith(b"ping")
-    assert (REQUEST_ID_METADATA_KEY, "req-123") in tuple(await call.initial_metadata())
+    assert (REQUEST_ID_METADATA_KEY, "req-123") in tuple(await call.trailing_metadata())
     seen = _service_of(server).seen_contexts
     assert seen
     assert all(context["request_id"] == "req-123" for context in seen)
@@ -283,7 +288,7 @@ async def test_a_request_id_is_generated_when_the_caller_sends_none_and_sent_bac
 ) -> None:
     _, call = await shape[0](channel, b"ping", ())
 
-    echoed = dict(tuple(await call.initial_metadata()))[REQUEST_ID_METADATA_KEY]
+    echoed = dict(tuple(await call.trailing_metadata()))[REQUEST_ID_METADATA_KEY]
     assert re.fullmatch(r"[0-9a-f]{32}", echoed)
     assert _service_of(server).seen_contexts[0]["request_id"] == echoed
 
@@ -294,9 +299,21 @@ async def test_an_unacceptable_request_id_is_replaced(
     forged = "x" * 200
     _, call = await _unary(channel, b"ping", ((REQUEST_ID_METADATA_KEY, forged),))
 
-    echoed = dict(tuple(await call.initial_metadata()))[REQUEST_ID_METADATA_KEY]
+    echoed = dict(tuple(await call.trailing_metadata()))[REQUEST_ID_METADATA_KEY]
     assert echoed != forged
     assert _service_of(server).seen_contexts[0]["request_id"] == echoed
+
+
+async def test_the_request_id_goes_back_with_an_error_and_beside_the_servicers_trailers(
+    shape: tuple[Shape, str, str], channel: grpc.aio.Channel
+) -> None:
+    error = await _failing(shape, channel, b"not-found")
+    _, call = await shape[0](channel, b"own-trailer", ((REQUEST_ID_METADATA_KEY, "req-own"),))
+
+    assert REQUEST_ID_METADATA_KEY in dict(tuple(error.trailing_metadata()))
+    trailers = tuple(await call.trailing_metadata())
+    assert ("x-own", "kept") in trailers
+    assert (REQUEST_ID_METADATA_KEY, "req-own") in trailers
 
 
 async def test_a_mainmast_error_becomes_its_rich_status_on_every_shape(
@@ -528,7 +545,7 @@ async def test_stop_drains_and_runs_the_shutdown_hook_after_the_startup_hook() -
     await server.stop()
     await server.stop()  # stopping twice is harmless
 
-    assert service.events == ["startup", "shutdown"]
+    assert service.events == ["startup", "draining", "shutdown"]
     with pytest.raises(RuntimeError, match="stopped"):
         _ = server.port
 

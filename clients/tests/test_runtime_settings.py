@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import grpc.aio
 import pytest
+import uvloop
 from click.testing import CliRunner
 from pydantic import ValidationError
 from pydantic_settings import SettingsConfigDict
@@ -19,6 +20,7 @@ from mainmast.runtime import (
     server_options,
     service_cli,
 )
+from mainmast.runtime._run import event_loop_factory
 
 
 class DemoSettings(ServiceSettings):
@@ -219,6 +221,16 @@ def test_serve_refuses_malformed_settings_from_the_environment(
 
     assert result.exit_code == 2
     assert "grace_period_seconds" in result.output
+
+
+def test_service_processes_run_on_uvloops_event_loop() -> None:
+    factory = event_loop_factory()
+    assert factory is uvloop.new_event_loop
+    loop = factory()
+    try:
+        assert isinstance(loop, uvloop.Loop)
+    finally:
+        loop.close()
 
 
 def test_a_service_without_a_name_cannot_have_a_command_line() -> None:

@@ -54,12 +54,15 @@ class Running:
     config: AuthClientConfig
 
     async def seed(self, tenant: str, *users: str, role: str = "member") -> None:
-        """Create `tenant` (unless it exists) with its roles, and `users` holding `role`."""
+        """Create `tenant` (unless it exists) with its roles, and `users` holding `role`,
+        straight in the store; the service's policy picks them up now, not at its next poll."""
         await seed_tenant(self.service.database, tenant, *users, password=PASSWORD, role=role)
+        await self.service.policy.refresh()
 
     async def make_platform_admin(self, principal: str) -> None:
-        """Give `principal` the platform-admin role."""
+        """Give `principal` the platform-admin role (picked up now, as `seed`'s are)."""
         await grant_platform_admin(self.service.database, principal)
+        await self.service.policy.refresh()
 
 
 def _settings(database: str, tmp_path: Path) -> AuthSettings:

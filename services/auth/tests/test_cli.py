@@ -50,8 +50,8 @@ async def test_migrate_brings_the_database_up_to_date_and_can_run_again(database
     second = await _migrate(env)
     assert first[0] == 0, first[2]
     assert second[0] == 0, second[2]
-    assert "auth database at revision 0001" in first[1]
-    assert "auth database at revision 0001" in second[1]
+    assert "auth database at revision 0002" in first[1]
+    assert "auth database at revision 0002" in second[1]
     pool = DatabasePool(database_url, pool_size=1, max_overflow=0)
     try:
         async with pool.session() as session:
@@ -65,7 +65,7 @@ async def test_migrate_without_a_database_url_uses_the_data_folder(tmp_path: Pat
         {"MAINMAST_DATA_DIR": str(tmp_path), "MAINMAST_AUTH_DATABASE_URL": ""}
     )
     assert code == 0, stderr
-    assert "revision 0001" in stdout
+    assert "revision 0002" in stdout
     assert (tmp_path / "auth.db").is_file()
 
 

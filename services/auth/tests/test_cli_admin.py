@@ -13,9 +13,10 @@ import orjson
 import pytest
 from pydantic import SecretStr
 
-from mainmast.auth import TokenVerifier, VerificationPolicy
+from mainmast.auth import KeySet, TokenVerifier, VerificationPolicy
 from mainmast.db import DatabasePool
 from mainmast_auth._authorizer import Authorizer
+from mainmast_auth._keys import hmac_signing_key
 from mainmast_auth._passwords import PasswordHasher
 from mainmast_auth._servicer_keys import signing_key_cipher
 from mainmast_auth._store_directory import get_service_account, get_user
@@ -231,3 +232,25 @@ async def test_token_help_says_it_bypasses_login(sqlite_cli: Cli) -> None:
     code, stdout, _ = await sqlite_cli.run("token", "issue", "--help")
     assert code == 0
     assert "BYPASSES LOGIN" in " ".join(stdout.split())
+
+
+async def test_token_issue_signs_with_the_hs256_secret_when_one_is_configured(
+    sqlite_cli: Cli,
+) -> None:
+    secret = "an HS256 secret of well over thirty-two bytes"
+    sqlite_cli.env |= {
+        "MAINMAST_AUTH_SIGNING_ALGORITHM": "HS256",
+        "MAINMAST_AUTH_SIGNING_HMAC_SECRET": secret,
+    }
+    await sqlite_cli.json("tenant", "create", "beta")
+    await sqlite_cli.json(
+        "user", "create", "beta", "bob", "--password-stdin", stdin=_USER_PASSWORD + "\n"
+    )
+    issued = await sqlite_cli.json("token", "issue", "tenants/beta/users/bob")
+
+    key = hmac_signing_key(secret.encode(), create_time=datetime.now(UTC))
+    verifier = TokenVerifier(
+        KeySet([key.verification_key()]),
+        VerificationPolicy("mainmast-auth", "mainmast", algorithms=frozenset({"HS256"})),
+    )
+    assert verifier.verify(issued["access_token"]).subject == "tenants/beta/users/bob"

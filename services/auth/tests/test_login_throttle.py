@@ -1,7 +1,8 @@
 """Failed-login throttling over a real AuthService on 127.0.0.1 with SQLite.
 
-The service's TokenService is built with test limits and a clock the test moves, so a
-lockout's length is read from the answer rather than waited for.
+The limits come from the service's settings (`login_*`, `trusted_proxy_hops`), as in
+production; only the clock is the test's, moved by hand, so a lockout's length is read
+from the answer rather than waited for.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from mainmast.errors import (
 )
 from mainmast.runtime import ServiceServer
 from mainmast_auth import service as service_module
-from mainmast_auth._login_throttle import LOGIN_THROTTLED, LoginLimits
+from mainmast_auth._login_throttle import LOGIN_THROTTLED
 from mainmast_auth._passwords import PasswordHasher
 from mainmast_auth._store_directory import create_service_account
 from mainmast_auth._token_service import TokenService
@@ -40,13 +41,13 @@ WRONG = "not the password at all"
 CLIENT_SECRET = "s3cr3t-client-value-for-tests-only"
 TENANT = "tenants/acme"
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
-LIMITS = LoginLimits(
-    max_failures=3,
-    address_max_failures=100,
-    window=timedelta(minutes=15),
-    base_lockout=timedelta(minutes=1),
-    max_lockout=timedelta(minutes=3),
-)
+LIMITS: dict[str, Any] = {
+    "login_max_failures": 3,
+    "login_address_max_failures": 100,
+    "login_window_seconds": 15 * 60,
+    "login_base_lockout_seconds": 60,
+    "login_max_lockout_seconds": 3 * 60,
+}
 
 
 class FakeClock:
@@ -110,15 +111,13 @@ async def _serve(
     sqlite_url: str,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
-    limits: LoginLimits = LIMITS,
+    limits: dict[str, Any] = LIMITS,
     users: Sequence[str] = ("alice",),
 ) -> AsyncIterator[Server]:
     clock = FakeClock()
-    # The service builds its TokenService itself; these tests give it their limits and clock.
+    # The service builds its TokenService itself; these tests give it their clock.
     monkeypatch.setattr(
-        service_module,
-        "TokenService",
-        functools.partial(TokenService, login_limits=limits, login_clock=clock),
+        service_module, "TokenService", functools.partial(TokenService, login_clock=clock)
     )
     values: dict[str, Any] = {
         "listen": "127.0.0.1:0",
@@ -128,7 +127,7 @@ async def _serve(
         "issuer": "https://auth.test",
         "audience": "mainmast-test",
     }
-    settings = AuthSettings(**values)
+    settings = AuthSettings(**(values | limits))
     service = AuthService(settings)
     async with ServiceServer(service) as server:
         await seed_tenant(service.database, TENANT, *users, password=PASSWORD, now=NOW)
@@ -179,6 +178,26 @@ async def test_a_user_is_locked_out_after_n_failures_and_the_lockout_doubles_to_
     assert second.value.retry_after == timedelta(minutes=2)
     assert third.value.retry_after == timedelta(minutes=3)
     assert capped.value.retry_after == timedelta(minutes=3)
+
+
+async def test_the_login_settings_decide_when_and_how_long_a_name_is_locked_out(
+    sqlite_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with _serve(sqlite_url, tmp_path, monkeypatch, limits={}) as defaults:
+        by_default = [await defaults.failed_login("alice") for _ in range(4)]
+        still_open = await defaults.login("alice")
+    strict = {"login_max_failures": 1, "login_base_lockout_seconds": 7}
+    other_database = sqlite_url.replace("test.db", "strict.db")
+    async with _serve(other_database, tmp_path, monkeypatch, limits=strict) as server:
+        await server.failed_login("alice")
+        with pytest.raises(RateLimitedError) as locked:
+            await server.login("alice")
+
+    # Four failures are below the default of five; one is enough when the setting says so,
+    # and the lockout lasts what its setting says.
+    assert [error.reason for error in by_default] == ["INVALID_CREDENTIALS"] * 4
+    assert still_open.access_token
+    assert locked.value.retry_after == timedelta(seconds=7)
 
 
 async def test_a_lockout_counts_down_and_lifts(
@@ -247,7 +266,7 @@ async def test_an_unknown_user_is_locked_out_alike_and_the_answers_match(
 async def test_one_address_is_limited_across_usernames(
     sqlite_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    limits = LoginLimits(max_failures=10, address_max_failures=3)
+    limits = {"login_max_failures": 10, "login_address_max_failures": 3}
     async with _serve(sqlite_url, tmp_path, monkeypatch, limits=limits) as server:
         spread = [await server.failed_login(name) for name in ("bob", "carol", "dave")]
         with pytest.raises(RateLimitedError) as locked:
@@ -263,7 +282,7 @@ async def test_one_address_is_limited_across_usernames(
 async def test_behind_a_trusted_proxy_the_forwarded_address_is_throttled(
     sqlite_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    limits = LoginLimits(max_failures=10, address_max_failures=2, trusted_proxy_hops=1)
+    limits = {"login_max_failures": 10, "login_address_max_failures": 2, "trusted_proxy_hops": 1}
     async with _serve(sqlite_url, tmp_path, monkeypatch, limits=limits) as server:
         # The client claims 198.51.100.1; the proxy appends what it saw, 203.0.113.9.
         for name in ("bob", "carol"):

@@ -9,11 +9,13 @@ from typing import Any
 import pytest
 from alembic import command
 from pydantic import SecretStr
+from sqlalchemy import select, text
 from sqlalchemy.engine import Connection
 
 from mainmast.db import DatabasePool, alembic_config
 from mainmast.testing import schema_differences, sqlite_table_names, table_names
-from mainmast_auth._models import Base
+from mainmast_auth._models import Base, PolicyLineRow, RequestRecordRow
+from mainmast_auth._store_access_state import access_state_version
 from mainmast_auth._store_migrations import MIGRATIONS, VERSION_TABLE, migrate_database
 from mainmast_auth._store_policies import policy_version
 from mainmast_auth.service import AuthService
@@ -39,7 +41,7 @@ def database_url(fresh_database_url: str) -> str:
 async def test_the_migrations_build_exactly_the_models_schema(database_url: str) -> None:
     pool = DatabasePool(database_url, pool_size=1, max_overflow=0)
     try:
-        assert await migrate_database(pool) == ("0001",)
+        assert await migrate_database(pool) == ("0002",)
         async with pool.connection() as connection:
             tables = await connection.run_sync(table_names)
             differences = await connection.run_sync(_schema_differences)
@@ -50,8 +52,8 @@ async def test_the_migrations_build_exactly_the_models_schema(database_url: str)
 
 
 async def test_migrating_again_changes_nothing(database_url: str) -> None:
-    assert await migrate_database(database_url) == ("0001",)
-    assert await migrate_database(database_url) == ("0001",)
+    assert await migrate_database(database_url) == ("0002",)
+    assert await migrate_database(database_url) == ("0002",)
 
 
 async def test_the_policy_version_starts_at_zero(sqlite_url: str) -> None:
@@ -62,6 +64,32 @@ async def test_the_policy_version_starts_at_zero(sqlite_url: str) -> None:
             assert await policy_version(session) == 0
     finally:
         await pool.close()
+
+
+async def test_upgrading_from_0001_keeps_the_policy_and_starts_the_new_tables_empty(
+    database_url: str,
+) -> None:
+    pool = DatabasePool(database_url, pool_size=1, max_overflow=0)
+    try:
+        assert await migrate_database(pool, revision="0001") == ("0001",)
+        async with pool.connection() as connection:
+            await connection.execute(
+                text(
+                    "INSERT INTO auth_policy_lines (ptype, v0, v1, v2, v3, v4, v5) "
+                    "VALUES ('g', 'tenants/acme/users/alice', 'tenants/acme/roles/admin', "
+                    "'tenants/acme', '', '', '')"
+                )
+            )
+        assert await migrate_database(pool) == ("0002",)
+        async with pool.session() as session:
+            lines = (await session.execute(select(PolicyLineRow))).scalars().all()
+            access_version = await access_state_version(session)
+            records = (await session.execute(select(RequestRecordRow))).scalars().all()
+    finally:
+        await pool.close()
+    assert [(line.v0, line.create_time) for line in lines] == [("tenants/acme/users/alice", None)]
+    assert access_version == 0
+    assert records == []
 
 
 def test_the_migrations_undo_to_an_empty_database_and_redo(tmp_path: Path) -> None:

@@ -17,6 +17,7 @@ from mainmast_auth._passwords import (
     DEFAULT_PARAMETERS,
     PasswordHasher,
     PasswordRules,
+    argon2id_parameters,
 )
 
 # The cheapest argon2id parameters keep the tests fast; the defaults are tested once below.
@@ -36,12 +37,19 @@ def hasher() -> PasswordHasher:
     return PasswordHasher(FAST)
 
 
-def test_the_default_is_argon2id_as_rfc_9106_recommends() -> None:
+def test_the_default_is_argon2id_at_owasps_recommended_minimum() -> None:
     hasher = PasswordHasher()
     password_hash = hasher.hash("a long enough passphrase")
-    assert password_hash.startswith("$argon2id$v=19$m=65536,t=3,p=4$")
+    assert password_hash.startswith("$argon2id$v=19$m=19456,t=2,p=1$")
     assert argon2.extract_parameters(password_hash) == DEFAULT_PARAMETERS
     assert hasher.verify(password_hash, "a long enough passphrase")
+
+
+def test_argon2id_parameters_build_what_argon2_names_its_rfc_9106_profile() -> None:
+    assert (
+        argon2id_parameters(memory_kib=65_536, iterations=3, parallelism=4)
+        == argon2.profiles.RFC_9106_LOW_MEMORY
+    )
 
 
 def test_a_password_verifies_against_its_hash_and_nothing_else(hasher: PasswordHasher) -> None:

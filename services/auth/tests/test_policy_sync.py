@@ -8,8 +8,7 @@ no test asserts on time.
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from collections.abc import AsyncIterator, Awaitable, MutableMapping
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,11 +32,10 @@ from mainmast_auth._store_migrations import migrate_database
 from mainmast_auth._store_policies import save_policy_changes
 from mainmast_auth.service import AuthService
 from mainmast_auth.settings import AuthSettings
+from mainmast_auth.testing import eventually
 
 ROOT_PASSWORD = "the platform's own long passphrase"
 PASSWORD = "correct horse battery staple"
-# Generous: propagation takes about a poll interval (250 ms); this only bounds a hang.
-WAIT_LIMIT_SECONDS = 20.0
 
 
 @dataclass
@@ -68,17 +66,6 @@ async def _replica(database: str, tmp_path: Path) -> AsyncIterator[Replica]:
             yield Replica(service, auth_service_pb2_grpc.AuthServiceStub(channel))
         finally:
             await channel.close(None)
-
-
-async def _eventually(condition: Callable[[], Awaitable[bool]]) -> bool:
-    """Whether `condition()` comes true, asking every 20 ms for at most WAIT_LIMIT_SECONDS."""
-    loop = asyncio.get_running_loop()
-    give_up_at = loop.time() + WAIT_LIMIT_SECONDS
-    while loop.time() < give_up_at:
-        if await condition():
-            return True
-        await asyncio.sleep(0.02)
-    return await condition()
 
 
 async def _login(replica: Replica, tenant: str, username: str, password: str) -> str:
@@ -124,7 +111,7 @@ async def test_a_change_through_one_replica_is_enforced_by_the_other(
             return bool(response.allowed)
 
         # The bootstrap reached A by polling too: A accepts the admin's calls.
-        assert await _eventually(lambda: _is_platform_admin(a, "tenants/platform/users/root"))
+        assert await eventually(lambda: _is_platform_admin(a, "tenants/platform/users/root"))
         await call(a, "CreateTenant", pb.CreateTenantRequest(tenant_id="acme"))
         await call(
             a,
@@ -149,7 +136,7 @@ async def test_a_change_through_one_replica_is_enforced_by_the_other(
         )
         # The replica that made the change enforces it at once; the other one soon.
         assert await allowed_on(a)
-        assert await _eventually(lambda: allowed_on(b))
+        assert await eventually(lambda: allowed_on(b))
 
         await call(
             b,
@@ -159,14 +146,14 @@ async def test_a_change_through_one_replica_is_enforced_by_the_other(
             ),
         )
         assert not await allowed_on(b)
-        assert await _eventually(lambda: _negated(allowed_on(a)))
+        assert await eventually(lambda: _negated(allowed_on(a)))
 
         async def same_version() -> bool:
             # A replica that commits while another writer's change is still unseen marks
             # the gap and catches up on its next poll, so the versions meet soon, not at once.
             return a.service.policy.version == b.service.policy.version
 
-        assert await _eventually(same_version)
+        assert await eventually(same_version)
 
 
 async def _negated(value: Awaitable[bool]) -> bool:
@@ -255,7 +242,7 @@ async def test_polling_picks_changes_up_and_survives_failed_reads(
         with pytest.raises(RuntimeError):
             await sync.start()
         await _grant(database, "tenants/acme/roles/viewer", "x:read")
-        assert await _eventually(lambda: granted("x:read"))
+        assert await eventually(lambda: granted("x:read"))
 
         # While the version cannot be read, polls fail and are logged; polling goes on.
         with structlog.testing.capture_logs() as events:
@@ -263,13 +250,13 @@ async def test_polling_picks_changes_up_and_survives_failed_reads(
                 await session.execute(
                     text("ALTER TABLE auth_policy_version RENAME TO auth_policy_version_away")
                 )
-            assert await _eventually(lambda: failures_logged(events))
+            assert await eventually(lambda: failures_logged(events))
         async with database.session() as session:
             await session.execute(
                 text("ALTER TABLE auth_policy_version_away RENAME TO auth_policy_version")
             )
         await _grant(database, "tenants/acme/roles/viewer", "y:read")
-        assert await _eventually(lambda: granted("y:read"))
+        assert await eventually(lambda: granted("y:read"))
     finally:
         await sync.stop()
     await sync.stop()  # stopping twice is harmless

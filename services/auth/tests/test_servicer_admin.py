@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -569,6 +570,51 @@ async def test_role_assignments_and_grants_are_listed_changed_and_audited(
         alice,
     )
     assert [item.role for item in bobs.role_assignments] == ["tenants/acme/roles/member"]
+
+
+async def test_assignments_and_grants_carry_the_time_they_were_first_made(
+    server: Server,
+) -> None:
+    alice = await _tenant_with_admin(server, "acme")
+    viewer = pb.AssignRoleRequest(
+        principal="tenants/acme/users/alice", role="tenants/acme/roles/viewer"
+    )
+    before = datetime.now(UTC).replace(microsecond=0)
+    assigned = await server.call(server.stub.AssignRole, viewer, alice)
+    granted = await server.call(
+        server.stub.GrantRolePermission,
+        pb.GrantRolePermissionRequest(role="tenants/acme/roles/viewer", permission="a:read"),
+        alice,
+    )
+    # Assigning and granting again keeps the first time.
+    again = await server.call(server.stub.AssignRole, viewer, alice)
+    granted_again = await server.call(
+        server.stub.GrantRolePermission,
+        pb.GrantRolePermissionRequest(role="tenants/acme/roles/viewer", permission="a:read"),
+        alice,
+    )
+    listed = await server.call(
+        server.stub.ListRoleAssignments,
+        pb.ListRoleAssignmentsRequest(parent="tenants/acme", principal="tenants/acme/users/alice"),
+        alice,
+    )
+    permissions = await server.call(
+        server.stub.ListRolePermissions,
+        pb.ListRolePermissionsRequest(role="tenants/acme/roles/viewer"),
+        alice,
+    )
+
+    assign_time = assigned.role_assignment.create_time
+    grant_time = granted.role_permission.create_time
+    assert assigned.role_assignment.HasField("create_time")
+    assert assign_time.ToDatetime(UTC) >= before
+    assert again.role_assignment.create_time == assign_time
+    assert granted_again.role_permission.create_time == grant_time
+    times = {item.role: item.create_time for item in listed.role_assignments}
+    assert times["tenants/acme/roles/viewer"] == assign_time
+    assert all(item.HasField("create_time") for item in listed.role_assignments)
+    grant_times = {item.permission: item.create_time for item in permissions.role_permissions}
+    assert grant_times["a:read"] == grant_time
 
 
 async def test_a_tenant_role_grant_takes_effect_on_admin_rights_at_once(server: Server) -> None:

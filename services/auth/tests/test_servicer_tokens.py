@@ -8,6 +8,8 @@ fresh in an empty database.
 
 from __future__ import annotations
 
+import base64
+import json
 import logging
 import stat
 from collections.abc import AsyncIterator
@@ -18,14 +20,16 @@ from pathlib import Path
 from typing import Any
 
 import grpc.aio
+import jwt
 import pytest
 import structlog.testing
 from sqlalchemy import select
 
-from mainmast.auth import KeySet, TokenVerifier, VerificationPolicy
+from mainmast.auth import KeySet, TokenVerifier, VerificationKey, VerificationPolicy
 from mainmast.auth.v1 import auth_service_pb2, auth_service_pb2_grpc
 from mainmast.db import DatabasePool
 from mainmast.errors import (
+    FailedPreconditionError,
     MainmastError,
     PermissionDeniedError,
     UnauthenticatedError,
@@ -34,7 +38,7 @@ from mainmast.errors import (
 )
 from mainmast.runtime import ServiceServer
 from mainmast_auth._key_encryption import PrivateKeyCipher, generate_encryption_key
-from mainmast_auth._keys import SigningAlgorithm
+from mainmast_auth._keys import SigningAlgorithm, jwk_thumbprint
 from mainmast_auth._models import SigningKeyRow
 from mainmast_auth._passwords import PasswordHasher
 from mainmast_auth._store_directory import (
@@ -44,7 +48,7 @@ from mainmast_auth._store_directory import (
 )
 from mainmast_auth.service import AuthService
 from mainmast_auth.settings import AuthSettings
-from mainmast_auth.testing import grant_platform_admin, seed_tenant
+from mainmast_auth.testing import eventually, grant_platform_admin, seed_tenant
 
 ISSUER = "https://auth.test"
 AUDIENCE = "mainmast-test"
@@ -138,14 +142,17 @@ class Server:
 
     async def add_tenant_with_user(self, tenant: str, *users: str, role: str = "member") -> None:
         """Create `tenant` (unless it exists) with its default roles, and `users` holding
-        `role` (password PASSWORD)."""
+        `role` (password PASSWORD); the service's policy picks them up now."""
         await seed_tenant(
             self.service.database, tenant, *users, password=PASSWORD, role=role, now=NOW
         )
+        await self.service.policy.refresh()
 
     async def make_platform_admin(self, principal: str) -> None:
-        """Give `principal` the platform-admin role."""
+        """Give `principal` the platform-admin role, straight in the store, and have the
+        service's policy pick it up now rather than at its next poll."""
         await grant_platform_admin(self.service.database, principal)
+        await self.service.policy.refresh()
 
 
 async def test_a_fresh_install_generates_a_sealed_key_and_a_restart_reuses_it(
@@ -196,6 +203,72 @@ async def test_a_configured_encryption_key_and_algorithm_are_used_and_no_file_is
     assert not (tmp_path / "sealing.key").exists()
 
 
+async def test_with_an_hs256_secret_tokens_are_signed_with_it_and_nothing_is_published(
+    database: str, tmp_path: Path
+) -> None:
+    secret = "an HS256 secret of well over thirty-two bytes"
+    settings = _settings(database, tmp_path, signing_algorithm="HS256", signing_hmac_secret=secret)
+    async with _serve(settings) as server:
+        await server.add_tenant_with_user("tenants/acme", "alice", "root")
+        await server.make_platform_admin("tenants/acme/users/root")
+        alice = await server.login("tenants/acme", "alice")
+        root = await server.login("tenants/acme", "root")
+        jwks = await server.stub.GetJwks(auth_service_pb2.GetJwksRequest())
+        # The service verifies its own HS256 tokens: on every authenticated call, and here.
+        active = await server.introspect(alice.access_token, as_token=root.access_token)
+        with pytest.raises(FailedPreconditionError) as rotation, translate_rpc_errors():
+            await server.stub.RotateSigningKey(
+                auth_service_pb2.RotateSigningKeyRequest(),
+                metadata=(("authorization", f"Bearer {root.access_token}"),),
+            )
+    pool = DatabasePool(database, pool_size=1, max_overflow=0)
+    try:
+        async with pool.session() as session:
+            stored_keys = list((await session.execute(select(SigningKeyRow))).scalars())
+    finally:
+        await pool.close()
+
+    header = jwt.get_unverified_header(alice.access_token)
+    assert header["alg"] == "HS256"
+    assert list(jwks.keys) == []
+    assert json.loads(jwks.json_document) == {"keys": []}
+    assert active
+    assert rotation.value.metadata == {"algorithm": "HS256"}
+    assert stored_keys == []  # the secret is never stored, and no other key is made
+    # An application given the secret verifies locally; the key id is the RFC 7638
+    # thumbprint of the secret's JWK, as the token's header says.
+    thumbprint = jwk_thumbprint(
+        {"kty": "oct", "k": base64.urlsafe_b64encode(secret.encode()).rstrip(b"=").decode()}
+    )
+    assert header["kid"] == thumbprint
+    local = TokenVerifier(
+        KeySet([VerificationKey.from_hmac_secret(thumbprint, secret.encode())]),
+        VerificationPolicy(ISSUER, AUDIENCE, algorithms=frozenset({"HS256"})),
+    )
+    assert local.verify(alice.access_token).subject == "tenants/acme/users/alice"
+
+
+async def test_an_hs256_service_refuses_tokens_of_its_earlier_asymmetric_key(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    async with _serve(_settings(sqlite_url, tmp_path)) as eddsa:
+        await eddsa.add_tenant_with_user("tenants/acme", "alice")
+        before = await eddsa.login("tenants/acme", "alice")
+    hs256 = _settings(
+        sqlite_url,
+        tmp_path,
+        signing_algorithm="HS256",
+        signing_hmac_secret="an HS256 secret of well over thirty-two bytes",
+    )
+    async with _serve(hs256) as server:
+        after = await server.login("tenants/acme", "alice")
+        with pytest.raises(UnauthenticatedError) as refused:
+            await server.introspect(after.access_token, as_token=before.access_token)
+        # Nor does it accept an asymmetric algorithm at all: its allow-list is HS256.
+        assert await server.introspect(after.access_token, as_token=after.access_token)
+    assert refused.value.reason in {"TOKEN_KEY_UNKNOWN", "TOKEN_ALGORITHM_NOT_ALLOWED"}
+
+
 async def test_a_password_login_gives_a_token_that_verifies_locally_against_the_jwks(
     database: str, tmp_path: Path
 ) -> None:
@@ -239,12 +312,18 @@ async def test_a_disabled_user_cannot_log_in_and_its_tokens_stop_being_active(
         await server.add_tenant_with_user("tenants/acme", "alice", "bob")
         alice = await server.login("tenants/acme", "alice")
         bob = await server.login("tenants/acme", "bob")
+        # Disabled straight in the store, as another writer would: the login reads the
+        # store, verification this replica's access state, which polls it up.
         async with server.service.database.session() as session:
             await disable_user(session, "tenants/acme/users/alice", now=NOW)
         with pytest.raises(UnauthenticatedError) as caught:
             await server.login("tenants/acme", "alice")
         assert caught.value.reason == "USER_DISABLED"
-        assert not await server.introspect(alice.access_token, as_token=bob.access_token)
+
+        async def alice_inactive() -> bool:
+            return not await server.introspect(alice.access_token, as_token=bob.access_token)
+
+        assert await eventually(alice_inactive)
         with pytest.raises(UnauthenticatedError):
             await server.refresh(alice.refresh_token)
 

@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from mainmast.auth._reasons import AuthErrorReason
 from mainmast.db import DatabasePool
@@ -24,6 +25,7 @@ from mainmast.errors import (
     UnauthenticatedError,
     ValidationError,
 )
+from mainmast_auth._access_state import AccessSnapshot
 from mainmast_auth._authorizer import Authorizer
 from mainmast_auth._key_encryption import (
     KeyDecryptionError,
@@ -41,6 +43,7 @@ from mainmast_auth._refresh_tokens import (
     Rotation,
     start_family,
 )
+from mainmast_auth._store_access_state import access_state_version, load_access_state
 from mainmast_auth._store_directory import (
     create_service_account,
     create_tenant,
@@ -61,6 +64,7 @@ from mainmast_auth._store_directory import (
 from mainmast_auth._store_keys import delete_expired_signing_keys, load_key_ring, save_key_ring
 from mainmast_auth._store_migrations import migrate_database
 from mainmast_auth._store_policies import (
+    line_create_time,
     load_policy,
     policy_version,
     save_policy_changes,
@@ -68,8 +72,6 @@ from mainmast_auth._store_policies import (
 )
 from mainmast_auth._store_tokens import (
     find_refresh_family,
-    is_token_id_revoked,
-    load_revocations,
     purge_expired,
     redeem_refresh_token,
     revoke_refresh_families,
@@ -77,7 +79,6 @@ from mainmast_auth._store_tokens import (
     revoke_subject,
     revoke_token_ids,
     save_refresh_family,
-    subject_not_before,
 )
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
@@ -481,7 +482,8 @@ async def test_expired_families_and_revocations_are_purged(pool: DatabasePool, t
         purged = await purge_expired(session, now=NOW + timedelta(days=8))
     async with pool.session() as session:
         assert await find_refresh_family(session, token) is None
-        assert not await is_token_id_revoked(session, f"jti-{tenant}")
+        state = await _access_state(session, now=NOW)
+    assert f"jti-{tenant}" not in state.revoked_token_ids
     assert purged.refresh_families >= 1
     assert purged.revoked_tokens >= 1
 
@@ -528,37 +530,90 @@ async def test_two_concurrent_redeems_of_one_token_let_exactly_one_win(
 # Revocations
 
 
-async def test_a_revoked_jti_is_remembered_until_its_token_expires(
+LIFETIME = timedelta(minutes=15)
+LEEWAY = timedelta(seconds=30)
+
+
+async def _access_state(session: AsyncSession, *, now: datetime) -> AccessSnapshot:
+    return await load_access_state(session, now=now, token_lifetime=LIFETIME, leeway=LEEWAY)
+
+
+async def test_a_revoked_jti_is_loaded_until_its_token_can_no_longer_verify(
     pool: DatabasePool, tenant: str
 ) -> None:
     jti = f"{tenant}-{uuid.uuid4()}"
-    expiry = NOW + timedelta(minutes=15)
+    expiry = NOW + LIFETIME
     async with pool.session() as session:
+        before = await access_state_version(session)
         await revoke_token_ids(session, [(jti, expiry)], now=NOW)
         await revoke_token_ids(session, [(jti, expiry)], now=NOW)  # twice is once
-        await revoke_token_ids(session, [], now=NOW)
+        await revoke_token_ids(session, [], now=NOW)  # nothing: no bump
     async with pool.session() as session:
-        assert await is_token_id_revoked(session, jti)
-        assert not await is_token_id_revoked(session, f"{jti}-other")
-        current = await load_revocations(session, now=NOW)
-        afterwards = await load_revocations(session, now=expiry)
-    assert jti in current.token_ids
-    assert jti not in afterwards.token_ids
+        after = await access_state_version(session)
+        current = await _access_state(session, now=NOW)
+        within_leeway = await _access_state(session, now=expiry + LEEWAY / 2)
+        afterwards = await _access_state(session, now=expiry + LEEWAY)
+    assert after == before + 2
+    assert current.revoked_token_ids[jti] == expiry
+    assert f"{jti}-other" not in current.revoked_token_ids
+    # A verifier accepts a token until its expiry plus the leeway: so long it stays refused.
+    assert jti in within_leeway.revoked_token_ids
+    assert jti not in afterwards.revoked_token_ids
 
 
-async def test_a_subject_revocation_only_moves_forward(pool: DatabasePool, tenant: str) -> None:
+async def test_a_subject_revocation_only_moves_forward_and_is_loaded_while_it_matters(
+    pool: DatabasePool, tenant: str
+) -> None:
     subject = f"{tenant}/users/alice"
+    later = NOW + timedelta(hours=1)
     async with pool.session() as session:
-        assert await subject_not_before(session, subject) is None
+        before = await access_state_version(session)
         assert await revoke_subject(session, subject, not_before=NOW) == NOW
     async with pool.session() as session:
         assert await revoke_subject(session, subject, not_before=NOW - timedelta(hours=1)) == NOW
-        later = NOW + timedelta(hours=1)
         assert await revoke_subject(session, subject, not_before=later) == later
     async with pool.session() as session:
-        assert await subject_not_before(session, subject) == later
-        revocations = await load_revocations(session, now=NOW)
-    assert revocations.subjects[subject] == later
+        after = await access_state_version(session)
+        current = await _access_state(session, now=NOW)
+        last_token_lapsing = await _access_state(session, now=later + LIFETIME)
+        past_every_token = await _access_state(session, now=later + LIFETIME + LEEWAY)
+    assert after == before + 3
+    assert current.subject_cutoffs[subject] == later
+    # Every token issued before the cutoff has expired one lifetime and the leeway later.
+    assert subject in last_token_lapsing.subject_cutoffs
+    assert subject not in past_every_token.subject_cutoffs
+
+
+async def test_disabled_tenants_users_and_service_accounts_are_loaded_and_bump_the_version(
+    pool: DatabasePool, tenant: str
+) -> None:
+    await _tenant(pool, tenant)
+    other = f"tenants/t{uuid.uuid4().hex[:16]}"
+    await _tenant(pool, other)
+    async with pool.session() as session:
+        await create_user(session, tenant, "alice", password_hash=None, now=NOW)
+        await create_user(session, tenant, "bob", password_hash=None, now=NOW)
+        await create_service_account(session, tenant, "payments", secret_hash="h", now=NOW)
+        before = await access_state_version(session)
+    async with pool.session() as session:
+        await disable_user(session, f"{tenant}/users/alice", now=NOW)
+        await disable_service_account(session, f"{tenant}/serviceAccounts/payments", now=NOW)
+        await disable_tenant(session, other, now=NOW)
+    async with pool.session() as session:
+        bumped = await access_state_version(session)
+        await disable_user(session, f"{tenant}/users/alice", now=NOW)  # disabled already
+        unchanged = await access_state_version(session)
+        state = await _access_state(session, now=NOW)
+    assert bumped == before + 3
+    assert unchanged == bumped
+    assert state.version == bumped
+    assert {
+        f"{tenant}/users/alice",
+        f"{tenant}/serviceAccounts/payments",
+        other,
+    } <= state.disabled
+    assert f"{tenant}/users/bob" not in state.disabled
+    assert tenant not in state.disabled
 
 
 # Policy lines
@@ -590,6 +645,23 @@ async def test_policy_changes_are_stored_and_bump_the_version(
     replica = Authorizer(snapshot.lines)
     assert replica.check(principal, tenant, "users:create")
     assert not replica.check(principal, f"{tenant}-b", "users:create")
+
+
+async def test_a_stored_line_keeps_the_time_it_was_first_added(
+    pool: DatabasePool, tenant: str
+) -> None:
+    (change,) = Authorizer().assign_role(f"{tenant}/users/alice", f"{tenant}/roles/admin")
+    async with pool.session() as session:
+        assert await line_create_time(session, change.line) is None
+        await save_policy_changes(session, [change], now=NOW)
+    async with pool.session() as session:
+        await save_policy_changes(session, [change], now=NOW + timedelta(hours=1))
+        first = await line_create_time(session, change.line)
+        removal = PolicyChange(PolicyChangeKind.REMOVE, change.line)
+        await save_policy_changes(session, [removal])
+        gone = await line_create_time(session, change.line)
+    assert first == NOW
+    assert gone is None
 
 
 async def test_removing_lines_and_adding_present_ones_are_no_errors(

@@ -10,9 +10,25 @@ dataclasses (`TokenPair`, `Introspection`, `Tenant`, ...); failures are mainmast
 checks a token with no call to the auth service: signature with a key bound to one
 algorithm, type `at+jwt`, issuer, audience, times with leeway, size; every failure an
 `UnauthenticatedError` with a specific reason (`AuthErrorReason`) in `AUTH_ERROR_DOMAIN`.
+`CallerAuthSettings` and `CallerAuthentication` give a service (config, llm, yours) its
+callers' authentication from settings, connecting to the auth service in the background.
+`token_authenticator(client)` is the runtime hook that authenticates a service's callers
+by their tokens, verified locally; `require_permission(client, principal, "llm:complete")`
+asks the auth service's Check for the caller, through the decision cache.
 The generated v1 contract is in `mainmast.auth.v1`.
 """
 
+from mainmast.auth._authenticator import (
+    PLATFORM_ADMIN_ROLE,
+    require_permission,
+    token_authenticator,
+)
+from mainmast.auth._bearer import bearer_token
+from mainmast.auth._caller_auth import (
+    DEV_PRINCIPAL,
+    CallerAuthentication,
+    CallerAuthSettings,
+)
 from mainmast.auth._client import AuthClient, AuthClientConfig, CheckQuery
 from mainmast.auth._jwks import KeySet, KeySetError, VerificationKey
 from mainmast.auth._jwks_cache import AsyncRevocationCheck, FetchedJwks, JwksCache
@@ -35,10 +51,14 @@ from mainmast.auth._verify import TokenVerifier, VerificationPolicy, VerifiedTok
 
 __all__ = [
     "AUTH_ERROR_DOMAIN",
+    "DEV_PRINCIPAL",
+    "PLATFORM_ADMIN_ROLE",
     "AsyncRevocationCheck",
     "AuthClient",
     "AuthClientConfig",
     "AuthErrorReason",
+    "CallerAuthSettings",
+    "CallerAuthentication",
     "CheckQuery",
     "CreatedServiceAccount",
     "FetchedJwks",
@@ -60,4 +80,7 @@ __all__ = [
     "VerificationKey",
     "VerificationPolicy",
     "VerifiedToken",
+    "bearer_token",
+    "require_permission",
+    "token_authenticator",
 ]

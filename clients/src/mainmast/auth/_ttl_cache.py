@@ -54,14 +54,20 @@ class TtlLruCache(Generic[K, V]):
         self._entries.move_to_end(key)
         return value
 
-    def put(self, key: K, value: V) -> None:
-        """Store `value` under `key` for the TTL; the least recently used go beyond the bound."""
-        if self._ttl <= 0 or self._max_entries <= 0:
+    def put(self, key: K, value: V, *, ttl_seconds: float | None = None) -> None:
+        """Store `value` under `key` for the TTL (or `ttl_seconds`, when given, up to the
+        TTL); the least recently used go beyond the bound."""
+        ttl = self._ttl if ttl_seconds is None else min(ttl_seconds, self._ttl)
+        if ttl <= 0 or self._max_entries <= 0:
             return
-        self._entries[key] = (self._clock() + self._ttl, value)
+        self._entries[key] = (self._clock() + ttl, value)
         self._entries.move_to_end(key)
         while len(self._entries) > self._max_entries:
             self._entries.popitem(last=False)
+
+    def discard(self, key: K) -> None:
+        """Forget the entry of `key`, if there is one."""
+        self._entries.pop(key, None)
 
     def clear(self) -> None:
         """Forget every entry."""

@@ -17,7 +17,10 @@ whose reason names the first rule broken (see `AuthErrorReason`):
 5. the revocation check, when one is given (TOKEN_REVOKED).
 
 The header is parsed once and keys are prepared once per key id (`KeySet`), so a
-verification costs little more than the signature check itself. pyjwt does the
+verification costs little more than the signature check itself. A token that passed is
+remembered (bounded, keyed by its exact text, for as long as the key set is the same): the
+next presentation of the same token skips the signature and claim checks and only has its
+times checked again, as a service sees the same caller's token on every call. pyjwt does the
 cryptography; the parsing and the rules are ours, because pyjwt's `decode` parses the
 header a second time, checks base64 character by character in Python, and does not say
 which rule a token broke.
@@ -49,6 +52,9 @@ DEFAULT_REQUIRED_CLAIMS: Final = ("iss", "aud", "sub", "tid", "iat", "exp", "jti
 
 DEFAULT_MAX_TOKEN_BYTES: Final = 8192
 """Tokens above 8 KiB are refused before any parsing."""
+
+DEFAULT_VERIFIED_CACHE_SIZE: Final = 4096
+"""How many verified tokens a verifier remembers (a few MiB at most)."""
 
 RevocationCheck = Callable[["VerifiedToken"], bool]
 """Returns True when a token that passed every other rule is revoked; must be cheap."""
@@ -206,11 +212,12 @@ class TokenVerifier:
 
     `revocation_check`, when given, is called with each token that passed every other
     rule and returns True for a revoked one; it runs inline, so it must be an in-memory
-    lookup. `clock` returns the current time in seconds since the epoch (tests pass a
-    fixed one).
+    lookup, and it runs on every presentation, remembered or not. `clock` returns the
+    current time in seconds since the epoch (tests pass a fixed one). `cache_size` bounds
+    the verified tokens remembered; 0 verifies every presentation in full.
     """
 
-    __slots__ = ("_clock", "_keys", "_policy", "_revocation_check")
+    __slots__ = ("_cache_size", "_clock", "_keys", "_policy", "_revocation_check", "_verified")
 
     def __init__(
         self,
@@ -219,11 +226,19 @@ class TokenVerifier:
         *,
         revocation_check: RevocationCheck | None = None,
         clock: Callable[[], float] = time.time,
+        cache_size: int = DEFAULT_VERIFIED_CACHE_SIZE,
     ) -> None:
+        if cache_size < 0:
+            raise ValueError("cache_size is not negative")
         self._keys = keys
         self._policy = policy
         self._revocation_check = revocation_check
         self._clock = clock
+        self._cache_size = cache_size
+        # token text -> (the key set that verified it, its claims). Insertion order is
+        # the eviction order: a plain dict, whose single operations the GIL keeps whole
+        # when the verifier is shared with threads.
+        self._verified: dict[str | bytes, tuple[KeySet, VerifiedToken]] = {}
 
     @property
     def keys(self) -> KeySet:
@@ -242,6 +257,29 @@ class TokenVerifier:
 
     def verify(self, token: str | bytes) -> VerifiedToken:
         """Verify `token` and return its claims; UnauthenticatedError names the broken rule."""
+        remembered = self._verified.get(token)
+        if remembered is not None and remembered[0] is self._keys:
+            verified = remembered[1]
+            self._check_times(verified.expires_at, verified.not_before, verified.issued_at)
+        else:
+            verified = self._verify_in_full(token)
+            self._remember(token, verified)
+        if self._revocation_check is not None and self._revocation_check(verified):
+            raise _error(AuthErrorReason.TOKEN_REVOKED, "The token has been revoked.")
+        return verified
+
+    def _remember(self, token: str | bytes, verified: VerifiedToken) -> None:
+        if self._cache_size == 0:
+            return
+        cache = self._verified
+        while len(cache) >= self._cache_size:
+            try:
+                del cache[next(iter(cache))]
+            except (KeyError, RuntimeError, StopIteration):  # another thread got there first
+                break
+        cache[token] = (self._keys, verified)
+
+    def _verify_in_full(self, token: str | bytes) -> VerifiedToken:
         policy = self._policy
         raw = self._bounded_bytes(token, policy.max_token_bytes)
         try:
@@ -303,10 +341,24 @@ class TokenVerifier:
             claims = jws.payload()
         except CompactJwsError as exc:
             raise _malformed(f"The token is not a compact JWS: {exc}.") from exc
-        verified = self._checked_claims(claims, key_id, algorithm)
-        if self._revocation_check is not None and self._revocation_check(verified):
-            raise _error(AuthErrorReason.TOKEN_REVOKED, "The token has been revoked.")
-        return verified
+        return self._checked_claims(claims, key_id, algorithm)
+
+    def _check_times(self, expires_at: float, not_before: float | None, issued_at: float) -> None:
+        now = self._clock()
+        leeway = self._policy.leeway_seconds
+        if expires_at <= now - leeway:
+            raise _error(
+                AuthErrorReason.TOKEN_EXPIRED,
+                "The token has expired.",
+                expire_time=_rfc3339(expires_at),
+            )
+        for starts_at in (not_before, issued_at):
+            if starts_at is not None and starts_at > now + leeway:
+                raise _error(
+                    AuthErrorReason.TOKEN_NOT_YET_VALID,
+                    "The token is not valid yet.",
+                    not_before_time=_rfc3339(starts_at),
+                )
 
     @staticmethod
     def _bounded_bytes(token: str | bytes, max_bytes: int) -> bytes:
@@ -338,21 +390,7 @@ class TokenVerifier:
         expires_at = _required_numeric_date(claims, "exp")
         issued_at = _required_numeric_date(claims, "iat")
         not_before = _numeric_date(claims, "nbf")
-        now = self._clock()
-        leeway = policy.leeway_seconds
-        if expires_at <= now - leeway:
-            raise _error(
-                AuthErrorReason.TOKEN_EXPIRED,
-                "The token has expired.",
-                expire_time=_rfc3339(expires_at),
-            )
-        for starts_at in (not_before, issued_at):
-            if starts_at is not None and starts_at > now + leeway:
-                raise _error(
-                    AuthErrorReason.TOKEN_NOT_YET_VALID,
-                    "The token is not valid yet.",
-                    not_before_time=_rfc3339(starts_at),
-                )
+        self._check_times(expires_at, not_before, issued_at)
         issuer = claims.get("iss")
         if issuer != policy.issuer:
             raise _error(

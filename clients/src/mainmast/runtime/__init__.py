@@ -38,9 +38,10 @@ Settings come from the environment (`MAINMAST_AUTH_LISTEN`, `..._METRICS_LISTEN`
 `..._LOG_JSON`); every field has a working default and the object is frozen.
 
 `serve` configures logging (`mainmast.logging`) and tracing (`mainmast.tracing`, on
-when OTEL_EXPORTER_OTLP_ENDPOINT is set), then `run_service` serves until SIGTERM or
-SIGINT: health turns NOT_SERVING for every service, new calls are refused, in-flight
-calls finish within the grace period, the service's `shutdown()` runs, exit 0.
+when OTEL_EXPORTER_OTLP_ENDPOINT is set), then `run_service` serves, on uvloop's event
+loop, until SIGTERM or SIGINT: health turns NOT_SERVING for every service, the service's
+`draining()` ends the calls that never end by themselves, new calls are refused,
+in-flight calls finish within the grace period, the service's `shutdown()` runs, exit 0.
 
 `ServiceServer(service, tracer_provider=None)` is the same server without signals,
 for tests and embedding: `async with ServiceServer(service) as server:` then
@@ -56,9 +57,8 @@ first, each wrapping all four RPC shapes:
 
 - tracing: OpenTelemetry's grpc.aio server interceptor (only when tracing is on);
 - `RequestContextInterceptor`: the caller's `x-request-id` (or a new id) bound as
-  `request_id` in the logging context and sent back in the initial metadata, which
-  goes out as the call starts (a servicer sends metadata of its own as trailing
-  metadata);
+  `request_id` in the logging context and sent back in the trailing metadata, with
+  the status (beside any trailing metadata of the servicer's own);
 - `MetricsInterceptor`: counts and times each call by method and status code;
 - `ErrorInterceptor`: a `MainmastError` becomes its rich status; any other exception
   is logged with its traceback and becomes a bare INTERNAL status (unless the servicer
@@ -71,12 +71,18 @@ first, each wrapping all four RPC shapes:
 Health checks and reflection pass by every interceptor: no metrics, logs or traces.
 All interceptors are built on one mechanism (`CallInterceptor`): an async context
 manager around the servicer, applied so that grpc drives the wrapper as it would the
-servicer. Servicers are async; response streams may yield or call `context.write`.
-Plain functions (the generated base classes' UNIMPLEMENTED methods) run on the event
-loop, as grpc.aio runs them without a thread pool.
+servicer; the server installs the runtime's own as one chain, which wraps each call
+once rather than once per interceptor. Servicers are async; response streams may yield
+or call `context.write`. Plain functions (the generated base classes' UNIMPLEMENTED
+methods) run on the event loop, as grpc.aio runs them without a thread pool.
 """
 
-from mainmast.runtime._auth import Authenticate, AuthInterceptor, Principal, current_principal
+from mainmast.runtime._auth import (
+    Authenticate,
+    AuthInterceptor,
+    Principal,
+    current_principal,
+)
 from mainmast.runtime._cli import service_cli
 from mainmast.runtime._errors import ErrorInterceptor
 from mainmast.runtime._metrics import MetricsInterceptor, ServerMetrics

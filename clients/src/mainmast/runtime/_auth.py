@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import grpc.aio
@@ -24,6 +24,11 @@ class Principal:
     """The tenant the caller acts in."""
     subject: str
     """Who the caller is: a user id or a service account id."""
+    roles: tuple[str, ...] = ()
+    """The roles the caller's credential carries (resource names), when it carries any."""
+    credential: str | None = field(default=None, repr=False, compare=False)
+    """The bearer token the caller authenticated with, so a service can ask the auth
+    service about this caller on its behalf (never printed: kept out of repr)."""
 
 
 Authenticate = Callable[[str, Metadata], Awaitable[Principal]]

@@ -11,7 +11,7 @@ from pydantic import ValidationError
 from mainmast.logging import configure_logging
 from mainmast.tracing import configure_tracing
 
-from ._run import run_service
+from ._run import event_loop_factory, run_service
 from ._service import Service, SettingsT
 
 
@@ -22,8 +22,8 @@ def service_cli(
 
     `serve` reads `settings_class` from the environment (its `--listen` and
     `--metrics-listen` options win over it), configures logging and tracing,
-    serves until SIGTERM or SIGINT, drains, and exits 0. Invalid settings exit 2
-    with the reason.
+    serves (on uvloop's event loop where it is installed) until SIGTERM or SIGINT,
+    drains, and exits 0. Invalid settings exit 2 with the reason.
     """
     service_class.check_declaration()
     program = f"mainmast-{service_class.name}"
@@ -60,7 +60,8 @@ def service_cli(
         configure_logging(level=settings.log_level, json=settings.log_json)
         tracer_provider = configure_tracing(program)
         try:
-            asyncio.run(run_service(service_class(settings), tracer_provider=tracer_provider))
+            with asyncio.Runner(loop_factory=event_loop_factory()) as runner:
+                runner.run(run_service(service_class(settings), tracer_provider=tracer_provider))
         finally:
             if tracer_provider is not None:
                 tracer_provider.shutdown()

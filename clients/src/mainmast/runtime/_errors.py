@@ -51,5 +51,10 @@ class ErrorInterceptor(CallInterceptor):
             status = status_from_error(exc)
             # What abort_with_status does, spelled out: the tracing interceptor's
             # context records the code of an abort() on the span, not of an
-            # abort_with_status().
-            await context.abort(status.code, status.details, status.trailing_metadata)
+            # abort_with_status(). The trailing metadata set so far (the request id)
+            # goes with the status's own, which abort() would otherwise replace.
+            await context.abort(
+                status.code,
+                status.details,
+                (*context.trailing_metadata(), *status.trailing_metadata),
+            )

@@ -44,12 +44,21 @@ class ServerMetrics:
             _LABELS,
             registry=self.registry,
         )
+        # One entry per (service, method, type, code) seen: bounded by the methods served.
+        self._children: dict[tuple[str, str, str, str], tuple[Counter, Histogram]] = {}
 
     def observe(self, info: MethodInfo, code: grpc.StatusCode, seconds: float) -> None:
         """Record one finished call."""
         labels = (info.service, info.method_name, info.rpc_type, code.name)
-        self.handled.labels(*labels).inc()
-        self.handling_seconds.labels(*labels).observe(seconds)
+        # The labelled children, looked up once per label set: `labels()` validates and
+        # locks on every call, a measurable share of a small call's cost.
+        children = self._children.get(labels)
+        if children is None:
+            children = (self.handled.labels(*labels), self.handling_seconds.labels(*labels))
+            self._children[labels] = children
+        handled, handling_seconds = children
+        handled.inc()
+        handling_seconds.observe(seconds)
 
 
 def outcome_code(

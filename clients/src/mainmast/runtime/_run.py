@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from opentelemetry.sdk.trace import TracerProvider
@@ -16,6 +16,20 @@ from ._service import Service
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 """The signals that make a service drain and exit: Kubernetes' and Ctrl-C's."""
+
+
+def event_loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop's event loop where uvloop is installed (everywhere but Windows), else None
+    for asyncio's own.
+
+    A grpc.aio server spends much of each small call in the event loop; on uvloop's a
+    service answers about a quarter more calls per second on the same CPU.
+    """
+    try:
+        import uvloop  # noqa: PLC0415 -- optional: it is not built for Windows
+    except ImportError:
+        return None
+    return uvloop.new_event_loop
 
 
 async def run_service(

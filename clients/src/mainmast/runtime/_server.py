@@ -19,6 +19,7 @@ from ._metrics import MetricsEndpoint, MetricsInterceptor, ServerMetrics
 from ._request_context import RequestContextInterceptor
 from ._service import Service
 from ._settings import ServiceSettings, parse_host_port
+from ._wrapping import CallInterceptor, InterceptorChain
 
 _SERVING = health_pb2.HealthCheckResponse.SERVING
 _NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
@@ -117,14 +118,16 @@ class ServiceServer:
         interceptors: list[grpc.aio.ServerInterceptor[Any, Any]] = []
         if self._tracer_provider is not None:
             interceptors.append(server_interceptor(self._tracer_provider))
-        interceptors += [
+        chain: list[CallInterceptor] = [
             RequestContextInterceptor(),
             MetricsInterceptor(self.metrics),
             ErrorInterceptor(),
         ]
         authenticate = self.service.authenticator()
         if authenticate is not None:
-            interceptors.append(AuthInterceptor(authenticate, self.service.exempt_methods))
+            chain.append(AuthInterceptor(authenticate, self.service.exempt_methods))
+        # One grpc interceptor for the runtime's own: one wrap per call, not four.
+        interceptors.append(InterceptorChain(chain))
         return interceptors
 
     async def start(self) -> None:
@@ -190,16 +193,20 @@ class ServiceServer:
             return
         grace = self.settings.grace_period_seconds if grace is None else grace
         self._logger.info("draining", grace_period_seconds=grace)
-        await self._close(grace)
+        await self._close(grace, drain=True)
         self._logger.info("stopped")
 
-    async def _close(self, grace: float) -> None:
+    async def _close(self, grace: float, *, drain: bool = False) -> None:
         self._state = "stopped"
         try:
             if self._health is not None:
                 await self._health.enter_graceful_shutdown()
-            if self._server is not None:
-                await self._server.stop(grace)
+            try:
+                if drain:
+                    await self.service.draining()
+            finally:
+                if self._server is not None:
+                    await self._server.stop(grace)
         finally:
             try:
                 if self._metrics_endpoint is not None:

@@ -27,8 +27,9 @@ class Service(abc.ABC, Generic[SettingsT]):
 
     Methods, called in this order: `startup()` opens the service's own resources (a
     DatabasePool, ...), `register(server)` adds its servicers, `authenticator()`
-    returns the authentication hook (or None), and `shutdown()` closes the resources
-    once in-flight calls are done (or the grace period is over).
+    returns the authentication hook (or None), `draining()` runs when the drain begins,
+    and `shutdown()` closes the resources once in-flight calls are done (or the grace
+    period is over).
     """
 
     name: ClassVar[str]
@@ -51,6 +52,11 @@ class Service(abc.ABC, Generic[SettingsT]):
     def authenticator(self) -> Authenticate | None:
         """The hook that authenticates each call, or None to accept every caller."""
         return None
+
+    async def draining(self) -> None:
+        """End the calls that would never end by themselves (server streams that follow
+        changes), when the drain begins: their clients then reconnect to another replica,
+        and the drain does not wait out the grace period for them."""
 
     async def shutdown(self) -> None:
         """Close the service's own resources after the server stopped."""

@@ -7,6 +7,12 @@ from the kind of function it is (a coroutine function returns a response or uses
 `context.write`, an async generator function yields responses), so each wrapper keeps
 the kind of the function it wraps.
 
+`InterceptorChain` runs several interceptors as one: grpc.aio awaits each interceptor
+in turn and each would wrap the handler again, which on a small server costs as much
+per call as a cheap servicer; the chain wraps once and nests the `around`s inside, in
+the order given, exactly as the separate interceptors would nest. The kind of each
+servicer function is worked out once per function, not per call.
+
 Health checks and reflection are infrastructure: they stay out of every interceptor
 (see mainmast._grpc_infrastructure, which tracing reads as well).
 """
@@ -15,7 +21,7 @@ from __future__ import annotations
 
 import abc
 import inspect
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
@@ -60,10 +66,32 @@ AroundCall = Callable[
     [MethodInfo, grpc.aio.ServicerContext[Any, Any]], AbstractAsyncContextManager[None]
 ]
 
+BehaviourKind = Literal["async_generator", "coroutine", "generator", "plain"]
+"""How grpc.aio drives a servicer function, which its wrapper must keep."""
 
-def wrap_behaviour(behaviour: _Behaviour, info: MethodInfo, around: AroundCall) -> _Behaviour:
-    """Return `behaviour` enclosed in `around`, as a function grpc drives the same way."""
+
+def behaviour_kind(behaviour: _Behaviour) -> BehaviourKind:
+    """The kind of function `behaviour` is, as grpc.aio tells them apart."""
     if inspect.isasyncgenfunction(behaviour):
+        return "async_generator"
+    if inspect.iscoroutinefunction(behaviour):
+        return "coroutine"
+    if inspect.isgeneratorfunction(behaviour):
+        return "generator"
+    return "plain"
+
+
+def wrap_behaviour(
+    behaviour: _Behaviour,
+    info: MethodInfo,
+    around: AroundCall,
+    kind: BehaviourKind | None = None,
+) -> _Behaviour:
+    """Return `behaviour` enclosed in `around`, as a function grpc drives the same way.
+
+    `kind` is `behaviour_kind(behaviour)`, when the caller knows it already."""
+    kind = behaviour_kind(behaviour) if kind is None else kind
+    if kind == "async_generator":
 
         async def streaming(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
             async with around(info, context):
@@ -72,7 +100,7 @@ def wrap_behaviour(behaviour: _Behaviour, info: MethodInfo, around: AroundCall) 
 
         return streaming
 
-    if inspect.iscoroutinefunction(behaviour):
+    if kind == "coroutine":
         # A coroutine function either returns the single response or, for a
         # response stream, writes with context.write and returns None: both are
         # awaited the same way.
@@ -82,7 +110,7 @@ def wrap_behaviour(behaviour: _Behaviour, info: MethodInfo, around: AroundCall) 
 
         return awaited
 
-    if inspect.isgeneratorfunction(behaviour):
+    if kind == "generator":
 
         async def iterated(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
             async with around(info, context):
@@ -112,9 +140,13 @@ _HANDLER_FACTORIES: dict[RpcType, tuple[str, Callable[..., grpc.RpcMethodHandler
 def wrap_handler(
     handler: grpc.RpcMethodHandler[Any, Any],
     handler_call_details: grpc.HandlerCallDetails,
-    around: AroundCall,
+    around: AroundCall | Sequence[AroundCall],
+    kind: BehaviourKind | None = None,
 ) -> grpc.RpcMethodHandler[Any, Any]:
-    """Return a copy of `handler` whose behaviour runs inside `around`."""
+    """Return a copy of `handler` whose behaviour runs inside `around` (or inside each of
+    several, the first outermost).
+
+    `kind` is the `behaviour_kind` of the handler's behaviour, when the caller knows it."""
     rpc_type = _rpc_type(handler)
     service, method_name = split_method(handler_call_details.method)
     info = MethodInfo(
@@ -125,11 +157,21 @@ def wrap_handler(
         invocation_metadata=tuple(handler_call_details.invocation_metadata or ()),
     )
     attribute, factory = _HANDLER_FACTORIES[rpc_type]
+    behaviour = getattr(handler, attribute)
+    kind = behaviour_kind(behaviour) if kind is None else kind
+    for layer in reversed([around] if callable(around) else around):
+        behaviour = wrap_behaviour(behaviour, info, layer, kind)
+        # What a wrapper is: an async generator for a response stream, else a coroutine.
+        kind = "async_generator" if kind in ("async_generator", "generator") else "coroutine"
     return factory(
-        wrap_behaviour(getattr(handler, attribute), info, around),
+        behaviour,
         request_deserializer=handler.request_deserializer,
         response_serializer=handler.response_serializer,
     )
+
+
+def _behaviour_of(handler: grpc.RpcMethodHandler[Any, Any]) -> _Behaviour:
+    return getattr(handler, _HANDLER_FACTORIES[_rpc_type(handler)][0])  # type: ignore[no-any-return]
 
 
 if TYPE_CHECKING:
@@ -168,3 +210,35 @@ class CallInterceptor(_ServerInterceptor, abc.ABC):
             # the continuation may return None, but it does for unknown methods.
             return handler  # type: ignore[return-value]
         return wrap_handler(handler, handler_call_details, self.around)
+
+
+class InterceptorChain(_ServerInterceptor):
+    """Several `CallInterceptor`s as one grpc interceptor, the first one outermost.
+
+    grpc.aio awaits one interceptor per call instead of several, and each servicer
+    function's kind is worked out the first time it is called; the `around`s nest
+    exactly as the separate interceptors would (an exception leaves them innermost
+    first, and each may translate it).
+    """
+
+    def __init__(self, interceptors: Sequence[CallInterceptor]) -> None:
+        self._arounds = tuple(interceptor.around for interceptor in interceptors)
+        # One entry per servicer function: bounded by the methods served.
+        self._kinds: dict[_Behaviour, BehaviourKind] = {}
+
+    async def intercept_service(
+        self,
+        continuation: Callable[
+            [grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any]]
+        ],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler[Any, Any]:
+        """Wrap the next handler in every `around`, unless it is absent or infrastructure."""
+        handler: grpc.RpcMethodHandler[Any, Any] | None = await continuation(handler_call_details)
+        if handler is None or is_infrastructure_method(handler_call_details.method):
+            return handler  # type: ignore[return-value]
+        behaviour = _behaviour_of(handler)
+        kind = self._kinds.get(behaviour)
+        if kind is None:
+            kind = self._kinds[behaviour] = behaviour_kind(behaviour)
+        return wrap_handler(handler, handler_call_details, self._arounds, kind)

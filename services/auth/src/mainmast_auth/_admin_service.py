@@ -10,9 +10,10 @@ listing every tenant, changing `roles/platform-admin`) need the permission throu
 platform role.
 
 Policy changes are committed with the version bump that other replicas poll for, then
-applied to this replica's authorizer. Each change is logged as an audit event with the
-tenant it concerns and the acting subject; passwords, hashes and client secrets never
-are.
+applied to this replica's authorizer; likewise a disabled tenant or principal is applied
+to this replica's access state once committed, so its tokens stop working here at once.
+Each change is logged as an audit event with the tenant it concerns and the acting
+subject; passwords, hashes and client secrets never are.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from mainmast.errors import FieldViolation, PermissionDeniedError, ValidationErr
 from mainmast.logging import get_logger
 
 from . import _store_directory as directory
+from ._access_state_sync import AccessStateSync
 from ._admin_pages import decode_page_token, encode_page_token, page_size
 from ._authorizer import Authorizer
 from ._models import PolicyLineRow, ServiceAccountRow, TenantRow, UserRow
@@ -39,6 +41,7 @@ from ._passwords import PasswordHasher, PasswordRules
 from ._policy_model import PolicyChange, PolicyChangeKind, Section
 from ._policy_sync import PolicySync
 from ._refresh_tokens import FamilyRevokeReason
+from ._request_records import RequestKey, RequestRecords
 from ._resource_names import (
     PLATFORM_ADMIN_ROLE,
     PLATFORM_DOMAIN,
@@ -49,7 +52,7 @@ from ._resource_names import (
     tenant_name,
     tenant_of_principal,
 )
-from ._store_policies import save_policy_changes
+from ._store_policies import line_create_time, save_policy_changes
 from ._store_tokens import revoke_refresh_families
 
 T = TypeVar("T")
@@ -80,6 +83,8 @@ class RoleAssignment:
     """Resource name of the user or service account."""
     role: str
     """Resource name of the role."""
+    create_time: datetime | None = None
+    """When the role was first assigned; None for assignments stored before times were."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +95,8 @@ class RolePermission:
     """Resource name of the role."""
     permission: str
     """"resource:action"."""
+    create_time: datetime | None = None
+    """When the permission was first granted; None for grants stored before times were."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,7 +106,7 @@ class CreatedServiceAccount:
     account: ServiceAccountRow
     """The stored account (holding only the secret's hash)."""
     client_secret: str
-    """The client secret."""
+    """The client secret; empty when a retry of the creating call answers (it is shown once)."""
 
     def __repr__(self) -> str:
         return f"CreatedServiceAccount(account={self.account.name!r}, client_secret=...)"
@@ -158,7 +165,7 @@ def _removal(change: PolicyChange) -> PolicyChange:
 class AdminService:
     """Tenants, users, service accounts and roles, administered by authorised callers."""
 
-    __slots__ = ("_database", "_hasher", "_log", "_rules", "_sync")
+    __slots__ = ("_access", "_database", "_hasher", "_log", "_requests", "_rules", "_sync")
 
     def __init__(
         self,
@@ -166,10 +173,13 @@ class AdminService:
         sync: PolicySync,
         hasher: PasswordHasher,
         *,
+        access: AccessStateSync | None = None,
         rules: PasswordRules | None = None,
     ) -> None:
         self._database = database
+        self._requests = RequestRecords(database)
         self._sync = sync
+        self._access = access
         self._hasher = hasher
         self._rules = rules or PasswordRules()
         self._log = get_logger("mainmast_auth.admin")
@@ -177,6 +187,11 @@ class AdminService:
     @staticmethod
     def _now() -> datetime:
         return datetime.now(UTC)
+
+    def _disabled(self, name: str) -> None:
+        # Without an access state (the operator's commands) other replicas poll it up.
+        if self._access is not None:
+            self._access.disabled(name)
 
     # Authorisation
 
@@ -198,20 +213,30 @@ class AdminService:
 
     async def _commit_policy(
         self, changes: list[PolicyChange], *, tenant: str | None = None
-    ) -> None:
-        """Persist `changes` (after checking `tenant` exists), then apply them here."""
+    ) -> list[datetime | None]:
+        """Persist `changes` (after checking `tenant` exists), then apply them here; the
+        stored create_time of each added line (None for a removal)."""
         async with self._database.session() as session:
             if tenant is not None:
                 await directory.get_tenant(session, tenant)
             version = await self._sync.commit_changes(session, changes)
+            times = [
+                await line_create_time(session, change.line)
+                if change.kind is PolicyChangeKind.ADD
+                else None
+                for change in changes
+            ]
         self._sync.applied(changes, version)
+        return times
 
     # Tenants
 
     async def create_tenant(
-        self, caller: str, tenant_id: str, *, display_name: str = ""
+        self, caller: str, tenant_id: str, *, display_name: str = "", request_id: str = ""
     ) -> TenantRow:
-        """Create `tenants/{tenant_id}` with the roles owner, admin, member and viewer."""
+        """Create `tenants/{tenant_id}` with the roles owner, admin, member and viewer.
+
+        A retry with the first call's `request_id` answers the tenant it created."""
         _checked_id(
             tenant_id,
             _TENANT_ID,
@@ -219,16 +244,28 @@ class AdminService:
             "2 to 63 lowercase letters, digits and hyphens, starting with a letter",
         )
         _checked_text(display_name, "tenant.display_name", _DISPLAY_NAME_CHARS)
+        key = RequestKey.of(
+            caller, request_id, "CreateTenant", tenant_id=tenant_id, display_name=display_name
+        )
         self._require_platform(caller, "tenants:create")
         tenant = f"tenants/{tenant_id}"
         changes = Authorizer().add_tenant(tenant)
-        async with self._database.session() as session:
+
+        async def create(session: AsyncSession) -> tuple[tuple[TenantRow, int | None], str]:
             row = await directory.create_tenant(
                 session, tenant, display_name=display_name, now=self._now()
             )
-            version = await self._sync.commit_changes(session, changes)
-        self._sync.applied(changes, version)
-        self._log.info("auth.tenant_created", tenant=tenant, subject=caller)
+            return (row, await self._sync.commit_changes(session, changes)), row.name
+
+        async def replay(name: str) -> tuple[TenantRow, int | None]:
+            async with self._database.session() as session:
+                return await directory.get_tenant(session, name), None
+
+        ran = await self._requests.run(key, create, replay)
+        row, version = ran.value
+        if version is not None:
+            self._sync.applied(changes, version)
+            self._log.info("auth.tenant_created", tenant=tenant, subject=caller)
         return row
 
     async def get_tenant(self, caller: str, name: str) -> TenantRow:
@@ -274,6 +311,7 @@ class AdminService:
             await revoke_refresh_families(
                 session, tenant=name, now=now, reason=FamilyRevokeReason.PRINCIPAL_DISABLED
             )
+        self._disabled(name)
         self._log.info("auth.tenant_disabled", tenant=name, subject=caller)
         return row
 
@@ -310,8 +348,11 @@ class AdminService:
         password: str,
         display_name: str = "",
         email: str = "",
+        request_id: str = "",
     ) -> UserRow:
-        """Create a user with a password that satisfies the rules; needs `users:create`."""
+        """Create a user with a password that satisfies the rules; needs `users:create`.
+
+        A retry with the first call's `request_id` answers the user it created."""
         tenant_name(parent, field="parent")
         _checked_id(
             user_id,
@@ -321,10 +362,20 @@ class AdminService:
         )
         _checked_text(display_name, "user.display_name", _DISPLAY_NAME_CHARS)
         _checked_text(email, "user.email", _DISPLAY_NAME_CHARS)
+        key = RequestKey.of(
+            caller,
+            request_id,
+            "CreateUser",
+            parent=parent,
+            user_id=user_id,
+            display_name=display_name,
+            email=email,
+        )
         self._require(caller, parent, "users:create")
         self._rules.check(password, username=user_id)
         password_hash = await self._hasher.hash_async(password)
-        async with self._database.session() as session:
+
+        async def create(session: AsyncSession) -> tuple[UserRow, str]:
             row = await directory.create_user(
                 session,
                 parent,
@@ -334,8 +385,16 @@ class AdminService:
                 email=email,
                 now=self._now(),
             )
-        self._log.info("auth.user_created", tenant=parent, subject=caller, user=row.name)
-        return row
+            return row, row.name
+
+        ran = await self._requests.run(key, create, self._current_user)
+        if not ran.replayed:
+            self._log.info("auth.user_created", tenant=parent, subject=caller, user=ran.value.name)
+        return ran.value
+
+    async def _current_user(self, name: str) -> UserRow:
+        async with self._database.session() as session:
+            return await directory.get_user(session, name)
 
     async def disable_user(self, caller: str, name: str) -> UserRow:
         """Disable the user and revoke its refresh tokens; needs `users:disable`."""
@@ -347,25 +406,37 @@ class AdminService:
             await revoke_refresh_families(
                 session, subject=name, now=now, reason=FamilyRevokeReason.PRINCIPAL_DISABLED
             )
+        self._disabled(name)
         self._log.info("auth.user_disabled", tenant=tenant, subject=caller, user=name)
         return row
 
-    async def set_user_password(self, caller: str, name: str, password: str) -> UserRow:
-        """Replace the password and revoke the user's refresh tokens; needs `users:update`."""
+    async def set_user_password(
+        self, caller: str, name: str, password: str, *, request_id: str = ""
+    ) -> UserRow:
+        """Replace the password and revoke the user's refresh tokens; needs `users:update`.
+
+        A retry with the first call's `request_id` changes nothing again (refresh tokens
+        issued since stay valid) and answers the user."""
         tenant = _principal_of_kind(name, PrincipalKind.USER, "name")
+        key = RequestKey.of(caller, request_id, "SetUserPassword", name=name)
         self._require(caller, tenant, "users:update")
         self._rules.check(password, username=name.rpartition("/")[2])
         password_hash = await self._hasher.hash_async(password)
         now = self._now()
-        async with self._database.session() as session:
+
+        async def change(session: AsyncSession) -> tuple[UserRow, str]:
             row = await directory.set_user_password(
                 session, name, password_hash=password_hash, now=now
             )
             await revoke_refresh_families(
                 session, subject=name, now=now, reason=FamilyRevokeReason.PASSWORD_CHANGED
             )
-        self._log.info("auth.password_changed", tenant=tenant, subject=caller, user=name)
-        return row
+            return row, row.name
+
+        ran = await self._requests.run(key, change, self._current_user)
+        if not ran.replayed:
+            self._log.info("auth.password_changed", tenant=tenant, subject=caller, user=name)
+        return ran.value
 
     # Service accounts
 
@@ -399,9 +470,13 @@ class AdminService:
         *,
         display_name: str = "",
         description: str = "",
+        request_id: str = "",
     ) -> CreatedServiceAccount:
         """Create a service account with a random client secret, stored as an argon2id hash;
-        needs `service-accounts:create`."""
+        needs `service-accounts:create`.
+
+        A retry with the first call's `request_id` answers the account it created without
+        a client secret (empty): the secret is shown once and stored only as a hash."""
         tenant_name(parent, field="parent")
         _checked_id(
             service_account_id,
@@ -411,10 +486,20 @@ class AdminService:
         )
         _checked_text(display_name, "service_account.display_name", _DISPLAY_NAME_CHARS)
         _checked_text(description, "service_account.description", _DESCRIPTION_CHARS)
+        key = RequestKey.of(
+            caller,
+            request_id,
+            "CreateServiceAccount",
+            parent=parent,
+            service_account_id=service_account_id,
+            display_name=display_name,
+            description=description,
+        )
         self._require(caller, parent, "service-accounts:create")
         secret = secrets.token_urlsafe(_CLIENT_SECRET_BYTES)
         secret_hash = await self._hasher.hash_async(secret)
-        async with self._database.session() as session:
+
+        async def create(session: AsyncSession) -> tuple[CreatedServiceAccount, str]:
             row = await directory.create_service_account(
                 session,
                 parent,
@@ -424,10 +509,22 @@ class AdminService:
                 description=description,
                 now=self._now(),
             )
-        self._log.info(
-            "auth.service_account_created", tenant=parent, subject=caller, service_account=row.name
-        )
-        return CreatedServiceAccount(row, secret)
+            return CreatedServiceAccount(row, secret), row.name
+
+        async def replay(name: str) -> CreatedServiceAccount:
+            async with self._database.session() as session:
+                row = await directory.get_service_account(session, name)
+            return CreatedServiceAccount(row, "")
+
+        ran = await self._requests.run(key, create, replay)
+        if not ran.replayed:
+            self._log.info(
+                "auth.service_account_created",
+                tenant=parent,
+                subject=caller,
+                service_account=ran.value.account.name,
+            )
+        return ran.value
 
     async def disable_service_account(self, caller: str, name: str) -> ServiceAccountRow:
         """Disable the service account; needs `service-accounts:disable`."""
@@ -435,6 +532,7 @@ class AdminService:
         self._require(caller, tenant, "service-accounts:disable")
         async with self._database.session() as session:
             row = await directory.disable_service_account(session, name, now=self._now())
+        self._disabled(name)
         self._log.info(
             "auth.service_account_disabled", tenant=tenant, subject=caller, service_account=name
         )
@@ -452,11 +550,12 @@ class AdminService:
         async with self._database.session() as session:
             await _get_principal(session, principal)
             version = await self._sync.commit_changes(session, [change])
+            create_time = await line_create_time(session, change.line)
         self._sync.applied([change], version)
         self._log.info(
             "auth.role_assigned", tenant=tenant, subject=caller, principal=principal, role=role
         )
-        return RoleAssignment(principal, role)
+        return RoleAssignment(principal, role, create_time)
 
     async def unassign_role(self, caller: str, principal: str, role: str) -> None:
         """Take the role from `principal` (idempotent); needs `roles:assign`."""
@@ -476,7 +575,7 @@ class AdminService:
         role_name = RoleName.parse(role)
         change = _grant_change(role, permission)
         self._require_for_role(caller, role_name, "roles:update")
-        await self._commit_policy(
+        (create_time,) = await self._commit_policy(
             [change], tenant=None if role_name.is_platform_role else role_name.domain
         )
         self._log.info(
@@ -486,7 +585,7 @@ class AdminService:
             role=role,
             permission=permission,
         )
-        return RolePermission(role, permission)
+        return RolePermission(role, permission, create_time)
 
     async def revoke_role_permission(self, caller: str, role: str, permission: str) -> None:
         """Revoke `permission` from the role (idempotent); needs `roles:update`."""
@@ -525,7 +624,7 @@ class AdminService:
         after = decode_page_token(page_token, filters, parts=2)
         rows = PolicyLineRow
         statement = (
-            select(rows.v0, rows.v1)
+            select(rows.v0, rows.v1, rows.create_time)
             .where(
                 rows.ptype == Section.ASSIGNMENT.value,
                 or_(rows.v2 == parent, rows.v2 == PLATFORM_DOMAIN),
@@ -546,8 +645,11 @@ class AdminService:
                 or_(rows.v0 > after[0], and_(rows.v0 == after[0], rows.v1 > after[1]))
             )
         async with self._database.session() as session:
-            found = [(str(member), str(held)) for member, held in await session.execute(statement)]
-        items = [RoleAssignment(member, held) for member, held in found[:size]]
+            found = [
+                RoleAssignment(str(member), str(held), create_time)
+                for member, held, create_time in await session.execute(statement)
+            ]
+        items = found[:size]
         token = ""
         if len(found) > size:
             token = encode_page_token(filters, [items[-1].principal, items[-1].role])
@@ -565,7 +667,7 @@ class AdminService:
         after = decode_page_token(page_token, filters, parts=2)
         rows = PolicyLineRow
         statement = (
-            select(rows.v2, rows.v3)
+            select(rows.v2, rows.v3, rows.create_time)
             .where(
                 rows.ptype == Section.GRANT.value,
                 rows.v0 == role_name.name,
@@ -580,13 +682,17 @@ class AdminService:
             )
         async with self._database.session() as session:
             found = [
-                (str(resource), str(action))
-                for resource, action in await session.execute(statement)
+                (str(resource), str(action), create_time)
+                for resource, action, create_time in await session.execute(statement)
             ]
-        items = [RolePermission(role, f"{resource}:{action}") for resource, action in found[:size]]
+        items = [
+            RolePermission(role, f"{resource}:{action}", create_time)
+            for resource, action, create_time in found[:size]
+        ]
         token = ""
         if len(found) > size:
-            token = encode_page_token(filters, list(found[size - 1]))
+            resource, action, _ = found[size - 1]
+            token = encode_page_token(filters, [resource, action])
         return ListPage(items, token)
 
 

@@ -127,7 +127,7 @@ class Authorizer:
         principal_tenant = tenant_of_principal(principal)
         tenant_name(tenant)
         requested = Permission.parse(permission)
-        return self._decide(principal, principal_tenant, tenant, requested)
+        return self.decide(principal, principal_tenant, tenant, requested)
 
     def check_many(self, checks: Iterable[tuple[str, str, str]]) -> list[bool]:
         """`check` for each (principal, tenant, permission), in order."""
@@ -153,9 +153,11 @@ class Authorizer:
         tenant_of_principal(principal)
         return PLATFORM_ADMIN_ROLE in self._index.subjects(principal, PLATFORM_DOMAIN)
 
-    def _decide(
+    def decide(
         self, principal: str, principal_tenant: str, tenant: str, requested: Permission
     ) -> bool:
+        """`check` for arguments validated already: `principal_tenant` is the tenant of
+        `principal`, `tenant` a tenant name, `requested` parsed."""
         index = self._index
         platform_subjects = index.subjects(principal, PLATFORM_DOMAIN)
         if principal_tenant != tenant and PLATFORM_ADMIN_ROLE not in platform_subjects:

@@ -308,7 +308,9 @@ def _bootstrap_admin_command() -> click.Command:
 
         async def action(settings: AuthSettings) -> str:
             async with open_database(settings) as database:
-                hasher = await asyncio.to_thread(PasswordHasher)
+                hasher = await asyncio.to_thread(
+                    PasswordHasher, settings.password_hash_parameters()
+                )
                 return await bootstrap_platform_admin(
                     database,
                     hasher,

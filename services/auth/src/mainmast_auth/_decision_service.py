@@ -20,7 +20,6 @@ from typing import Final
 from mainmast.auth._reasons import AUTH_ERROR_DOMAIN, AuthErrorReason
 from mainmast.errors import PermissionDeniedError, ValidationError
 
-from ._authorizer import Authorizer
 from ._permissions import Permission
 from ._policy_sync import PolicySync
 from ._resource_names import tenant_name, tenant_of_principal
@@ -72,26 +71,25 @@ class DecisionService:
             )
         authorizer = self._sync.authorizer
         caller_tenant = tenant_of_principal(caller, field="caller")
-        for index, question in enumerate(questions):
-            _validate(question, index if len(questions) > 1 else None)
+        single = len(questions) == 1
+        parsed = [
+            _validated(question, None if single else index)
+            for index, question in enumerate(questions)
+        ]
         if not authorizer.is_platform_admin(caller):
-            for question in questions:
-                if (
-                    tenant_of_principal(question.principal) != caller_tenant
-                    or question.tenant != caller_tenant
-                ):
+            for principal_tenant, question, _ in parsed:
+                if principal_tenant != caller_tenant or question.tenant != caller_tenant:
                     raise _other_tenant()
-        return _decide(authorizer, questions)
+        return [
+            authorizer.decide(question.principal, principal_tenant, question.tenant, requested)
+            for principal_tenant, question, requested in parsed
+        ]
 
 
-def _validate(question: CheckQuestion, index: int | None) -> None:
+def _validated(question: CheckQuestion, index: int | None) -> tuple[str, CheckQuestion, Permission]:
+    """The principal's tenant, the question and its parsed permission; ValidationError
+    naming the field (of request `index` in a batch) that is malformed."""
     prefix = "" if index is None else f"requests[{index}]."
-    tenant_of_principal(question.principal, field=f"{prefix}principal")
+    principal_tenant = tenant_of_principal(question.principal, field=f"{prefix}principal")
     tenant_name(question.tenant, field=f"{prefix}tenant")
-    Permission.parse(question.permission)
-
-
-def _decide(authorizer: Authorizer, questions: Sequence[CheckQuestion]) -> list[bool]:
-    return authorizer.check_many(
-        (question.principal, question.tenant, question.permission) for question in questions
-    )
+    return principal_tenant, question, Permission.parse(question.permission)

@@ -13,8 +13,13 @@ restores it).
 - `auth_refresh_token_families`, `auth_refresh_tokens`: the rows of `_refresh_tokens`.
 - `auth_revoked_tokens` (by jti, kept until the token would have expired) and
   `auth_subject_revocations` (every token of a subject issued before `not_before`).
-- `auth_policy_lines` (Casbin's ptype, v0..v5) and `auth_policy_version`, one row whose
-  counter every policy change bumps, so replicas notice a change by polling one integer.
+- `auth_policy_lines` (Casbin's ptype, v0..v5, and when the line was stored) and
+  `auth_policy_version`, one row whose counter every policy change bumps, so replicas
+  notice a change by polling one integer.
+- `auth_access_state_version`: the same kind of counter for what makes a signed token
+  unacceptable (revocations, disabled tenants and principals), bumped by every such change.
+- `auth_request_records`: the first outcome of each mutation sent with a `request_id`, per
+  caller, kept for a day so a retry gets that outcome instead of a second mutation.
 """
 
 from __future__ import annotations
@@ -248,6 +253,8 @@ class PolicyLineRow(Base):
     v3: Mapped[str] = mapped_column(String(NAME_LENGTH), default="")
     v4: Mapped[str] = mapped_column(String(NAME_LENGTH), default="")
     v5: Mapped[str] = mapped_column(String(NAME_LENGTH), default="")
+    # When the line was first stored; NULL for lines stored before revision 0002 kept it.
+    create_time: Mapped[datetime | None] = mapped_column(UtcDateTime)
 
 
 class PolicyVersionRow(Base):
@@ -257,3 +264,29 @@ class PolicyVersionRow(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     version: Mapped[int] = mapped_column(BigInteger)
+
+
+class AccessStateVersionRow(Base):
+    """The access-state version counter: one row, bumped by every revocation and by every
+    tenant, user or service account disabled."""
+
+    __tablename__ = "auth_access_state_version"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    version: Mapped[int] = mapped_column(BigInteger)
+
+
+class RequestRecordRow(Base):
+    """The outcome of a mutation a caller sent with a `request_id`, kept until `expire_time`."""
+
+    __tablename__ = "auth_request_records"
+
+    caller: Mapped[str] = mapped_column(String(NAME_LENGTH), primary_key=True)
+    request_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    method: Mapped[str] = mapped_column(String(64))
+    # SHA-256 of the method and the request's fields (never of a password or secret).
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    # What the first call produced: a resource name, a time, key ids (`_request_records`).
+    outcome: Mapped[str] = mapped_column(String(1024))
+    create_time: Mapped[datetime] = mapped_column(UtcDateTime)
+    expire_time: Mapped[datetime] = mapped_column(UtcDateTime, index=True)

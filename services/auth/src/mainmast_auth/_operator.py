@@ -23,13 +23,12 @@ from mainmast.logging import get_logger
 from . import _store_directory as directory
 from ._admin_service import AdminService, RoleAssignment
 from ._authorizer import Authorizer
-from ._keys import SigningAlgorithm
 from ._models import PolicyLineRow, ServiceAccountRow, State, UserRow
 from ._passwords import PasswordHasher
 from ._policy_model import Section
 from ._policy_sync import PolicySync
 from ._resource_names import PrincipalKind, RoleName, principal_kind, tenant_of_principal
-from ._servicer_keys import load_or_create_key_ring, signing_key_cipher
+from ._servicer_keys import signing_keys
 from ._store_migrations import migrate_database
 from ._tokens import AccessTokenIssuer, IssuedAccessToken
 from .settings import AuthSettings
@@ -78,7 +77,7 @@ async def operator_admin(settings: AuthSettings) -> AsyncIterator[OperatorAdmin]
     async with open_database(settings) as database:
         sync = PolicySync(database)
         await sync.refresh()
-        hasher = await asyncio.to_thread(PasswordHasher)
+        hasher = await asyncio.to_thread(PasswordHasher, settings.password_hash_parameters())
         yield OperatorAdmin(database, sync, hasher)
 
 
@@ -115,12 +114,7 @@ async def issue_token(
         raise _disabled(tenant)
     if account.state != State.ACTIVE.value:
         raise _disabled(principal)
-    ring = await load_or_create_key_ring(
-        database,
-        signing_key_cipher(settings),
-        algorithm=SigningAlgorithm(settings.signing_algorithm),
-        now=datetime.now(UTC),
-    )
+    ring, _ = await signing_keys(database, settings, now=datetime.now(UTC))
     issuer = AccessTokenIssuer(
         issuer=settings.issuer,
         audience=settings.audience,

@@ -14,10 +14,7 @@ decision behind that the store does not hold.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from collections.abc import Sequence
-from typing import Final
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -26,10 +23,8 @@ from mainmast.logging import get_logger
 
 from ._authorizer import Authorizer
 from ._policy_model import PolicyChange
+from ._polling import DEFAULT_POLL_INTERVAL, Poller
 from ._store_policies import load_policy, policy_version, save_policy_changes
-
-DEFAULT_POLL_INTERVAL: Final = 0.25
-"""Seconds between two reads of the policy version: changes propagate well within 1 s."""
 
 
 class PolicySync:
@@ -38,18 +33,20 @@ class PolicySync:
     Checks read `authorizer` directly (no database access on the decision path).
     """
 
-    __slots__ = ("_authorizer", "_database", "_log", "_poll_interval", "_task", "_version")
+    __slots__ = ("_authorizer", "_database", "_log", "_poller", "_version")
 
     def __init__(
         self, database: DatabasePool, *, poll_interval: float = DEFAULT_POLL_INTERVAL
     ) -> None:
-        if poll_interval <= 0:
-            raise ValueError("poll_interval must be positive")
+        self._poller = Poller(
+            self.refresh,
+            interval=poll_interval,
+            name="mainmast-auth-policy-sync",
+            failure_event="auth.policy_reload_failed",
+        )
         self._database = database
-        self._poll_interval = poll_interval
         self._authorizer = Authorizer()
         self._version: int | None = None
-        self._task: asyncio.Task[None] | None = None
         self._log = get_logger("mainmast_auth.policy_sync")
 
     @property
@@ -64,18 +61,14 @@ class PolicySync:
 
     async def start(self) -> None:
         """Load the policy, then poll its version in a background task."""
-        if self._task is not None:
+        if self._poller.running:
             raise RuntimeError("the policy sync is already running")
         await self.refresh()
-        self._task = asyncio.create_task(self._poll(), name="mainmast-auth-policy-sync")
+        self._poller.start()
 
     async def stop(self) -> None:
         """Stop polling (the authorizer keeps its last state)."""
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await self._poller.stop()
 
     async def refresh(self) -> bool:
         """Reload the policy if its stored version moved; whether it did."""
@@ -111,11 +104,3 @@ class PolicySync:
         self._authorizer.apply(changes)
         if changes and self._version is not None and version == self._version + 1:
             self._version = version
-
-    async def _poll(self) -> None:
-        while True:
-            await asyncio.sleep(self._poll_interval)
-            try:
-                await self.refresh()
-            except Exception:  # noqa: BLE001 -- a database hiccup must not stop the polling
-                self._log.warning("auth.policy_reload_failed", exc_info=True)

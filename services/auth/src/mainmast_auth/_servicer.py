@@ -148,12 +148,18 @@ def _service_account(row: ServiceAccountRow) -> resources_pb2.ServiceAccount:
 
 
 def _role_assignment(assignment: RoleAssignment) -> resources_pb2.RoleAssignment:
-    # The store keeps no time for a policy line, so create_time stays unset.
-    return resources_pb2.RoleAssignment(principal=assignment.principal, role=assignment.role)
+    message = resources_pb2.RoleAssignment(principal=assignment.principal, role=assignment.role)
+    # Unset for assignments stored before the store kept their time.
+    if assignment.create_time is not None:
+        message.create_time.CopyFrom(_timestamp(assignment.create_time))
+    return message
 
 
 def _role_permission(grant: RolePermission) -> resources_pb2.RolePermission:
-    return resources_pb2.RolePermission(role=grant.role, permission=grant.permission)
+    message = resources_pb2.RolePermission(role=grant.role, permission=grant.permission)
+    if grant.create_time is not None:
+        message.create_time.CopyFrom(_timestamp(grant.create_time))
+    return message
 
 
 def _question(request: auth_service_pb2.CheckRequest) -> CheckQuestion:
@@ -227,12 +233,19 @@ class AuthServicer(auth_service_pb2_grpc.AuthServiceServicer):
         caller = current_principal().subject
         why = request.reason[:_MAX_REASON_CHARS]
         target = request.WhichOneof("target")
+        request_id = request.request_id
         if target == "token":
-            revoke_time = await self._tokens.revoke_token(request.token, why=why)
+            revoke_time = await self._tokens.revoke_token(
+                caller, request.token, why=why, request_id=request_id
+            )
         elif target == "token_id":
-            revoke_time = await self._tokens.revoke_token_id(caller, request.token_id, why=why)
+            revoke_time = await self._tokens.revoke_token_id(
+                caller, request.token_id, why=why, request_id=request_id
+            )
         elif target == "subject":
-            revoke_time = await self._tokens.revoke_subject(caller, request.subject, why=why)
+            revoke_time = await self._tokens.revoke_subject(
+                caller, request.subject, why=why, request_id=request_id
+            )
         else:
             raise ValidationError(
                 "Exactly one target must be set: token, token_id or subject.",
@@ -283,7 +296,7 @@ class AuthServicer(auth_service_pb2_grpc.AuthServiceServicer):
     ) -> auth_service_pb2.RotateSigningKeyResponse:
         """Make a new active key; the old one stays published until its tokens expire."""
         rotation = await self._tokens.rotate_signing_key(
-            current_principal().subject, request.algorithm
+            current_principal().subject, request.algorithm, request_id=request.request_id
         )
         return auth_service_pb2.RotateSigningKeyResponse(
             signing_key=_signing_key(rotation.active),
@@ -317,7 +330,10 @@ class AuthServicer(auth_service_pb2_grpc.AuthServiceServicer):
     ) -> auth_service_pb2.CreateTenantResponse:
         """Create a tenant with its four default roles (platform admins)."""
         row = await self._admin.create_tenant(
-            _caller(), request.tenant_id, display_name=request.tenant.display_name
+            _caller(),
+            request.tenant_id,
+            display_name=request.tenant.display_name,
+            request_id=request.request_id,
         )
         return auth_service_pb2.CreateTenantResponse(tenant=_tenant(row))
 
@@ -359,6 +375,7 @@ class AuthServicer(auth_service_pb2_grpc.AuthServiceServicer):
             password=request.password,
             display_name=request.user.display_name,
             email=request.user.email,
+            request_id=request.request_id,
         )
         return auth_service_pb2.CreateUserResponse(user=_user(row))
 
@@ -394,7 +411,9 @@ class AuthServicer(auth_service_pb2_grpc.AuthServiceServicer):
         self, request: auth_service_pb2.SetUserPasswordRequest, context: _Context
     ) -> auth_service_pb2.SetUserPasswordResponse:
         """Replace a user's password."""
-        row = await self._admin.set_user_password(_caller(), request.name, request.password)
+        row = await self._admin.set_user_password(
+            _caller(), request.name, request.password, request_id=request.request_id
+        )
         return auth_service_pb2.SetUserPasswordResponse(user=_user(row))
 
     # Service accounts
@@ -402,13 +421,15 @@ class AuthServicer(auth_service_pb2_grpc.AuthServiceServicer):
     async def CreateServiceAccount(  # noqa: N802 -- the contract's method name
         self, request: auth_service_pb2.CreateServiceAccountRequest, context: _Context
     ) -> auth_service_pb2.CreateServiceAccountResponse:
-        """Create a service account; its client secret is returned this once."""
+        """Create a service account; its client secret is returned this once (a retry with
+        the same request_id answers the account with an empty secret)."""
         created = await self._admin.create_service_account(
             _caller(),
             request.parent,
             request.service_account_id,
             display_name=request.service_account.display_name,
             description=request.service_account.description,
+            request_id=request.request_id,
         )
         return auth_service_pb2.CreateServiceAccountResponse(
             service_account=_service_account(created.account),

@@ -4,6 +4,10 @@ A fresh install has no signing key: the first start generates one and stores it 
 so every later start (and every replica) signs with the same key. Two replicas starting
 together on an empty database cannot both store a first key: the loser gets
 ConflictError from the store and loads the winner's.
+
+With `signing_algorithm` HS256 the ring is the configured secret alone: nothing is
+generated, stored or published, and the stored keys (of an earlier configuration) are
+left as they are.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from mainmast.logging import get_logger
 
 from ._key_encryption import PrivateKeyCipher, generate_encryption_key
 from ._key_ring import KeyRing
-from ._keys import SigningAlgorithm, generate_signing_key
+from ._keys import SigningAlgorithm, generate_signing_key, hmac_signing_key
 from ._store_keys import load_key_ring, save_key_ring
 from .settings import AuthSettings
 
@@ -88,3 +92,21 @@ async def load_or_create_key_ring(
         "auth.signing_key_created", key_id=ring.active.key_id, algorithm=algorithm.value
     )
     return ring
+
+
+async def signing_keys(
+    database: DatabasePool, settings: AuthSettings, *, now: datetime
+) -> tuple[KeyRing, PrivateKeyCipher | None]:
+    """The key ring to sign and verify with, and the cipher of the stored keys.
+
+    HS256: a ring holding the configured secret, and no cipher (no key is stored). Any
+    other algorithm: the stored ring (created on a fresh install) and its cipher.
+    """
+    if settings.signing_hmac_secret is not None:
+        secret = settings.signing_hmac_secret.get_secret_value().encode()
+        return KeyRing(hmac_signing_key(secret, create_time=now)), None
+    cipher = signing_key_cipher(settings)
+    ring = await load_or_create_key_ring(
+        database, cipher, algorithm=SigningAlgorithm(settings.signing_algorithm), now=now
+    )
+    return ring, cipher

@@ -1,16 +1,26 @@
-"""What the store modules share: pages of a listing, and unique violations as AlreadyExistsError."""
+"""What the store modules share: pages of a listing, unique violations as AlreadyExistsError,
+and the one-row version counters replicas poll."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Final, Generic, TypeVar
 
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mainmast.errors import AlreadyExistsError, ValidationError
 
+from ._models import AccessStateVersionRow, PolicyVersionRow
+
 T = TypeVar("T")
+
+CounterRow = type[PolicyVersionRow] | type[AccessStateVersionRow]
+"""A table holding one version counter that replicas poll."""
+
+COUNTER_ROW_ID: Final = 1
+"""Primary key of a version counter's one row (inserted by the migration that made it)."""
 
 MAX_PAGE_SIZE: Final = 1000
 """The largest page a listing returns, whatever was asked for."""
@@ -65,3 +75,24 @@ async def flush_new(session: AsyncSession, resource_type: str, resource_id: str)
         if is_unique_violation(exc):
             raise AlreadyExistsError(resource_type, resource_id) from exc
         raise
+
+
+async def counter_value(session: AsyncSession, counter: CounterRow) -> int:
+    """The current value of a version counter."""
+    statement = select(counter.version).where(counter.id == COUNTER_ROW_ID)
+    return int((await session.execute(statement)).scalar_one())
+
+
+async def bump_counter(session: AsyncSession, counter: CounterRow) -> int:
+    """Add one to a version counter in the session's transaction; the new value.
+
+    On PostgreSQL the update holds the row until the transaction ends, so concurrent
+    changes are ordered by it and a reader that sees value N sees every change up to N.
+    """
+    bumped = await session.execute(
+        update(counter)
+        .where(counter.id == COUNTER_ROW_ID)
+        .values(version=counter.version + 1)
+        .returning(counter.version)
+    )
+    return int(bumped.scalar_one())

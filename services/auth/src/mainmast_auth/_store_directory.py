@@ -5,6 +5,7 @@ and resource names as the contract spells them (`tenants/acme/users/alice`); mal
 names raise ValidationError, missing rows NotFoundError, duplicates AlreadyExistsError.
 The `find_*` functions return None instead of raising: login answers an unknown user
 exactly as a wrong password, so "not found" must not become an error with its own shape.
+Disabling bumps the access-state version, so every replica stops accepting the tokens.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from mainmast.errors import NotFoundError
 
 from ._models import ServiceAccountRow, State, TenantRow, UserRow
 from ._resource_names import PrincipalKind, invalid_name, principal_kind, tenant_name
+from ._store_access_state import bump_access_state_version
 from ._store_common import Page, checked_page_size, flush_new, page_of
 
 _TENANT: Final = "Tenant"
@@ -94,6 +96,7 @@ async def disable_tenant(session: AsyncSession, tenant: str, *, now: datetime) -
     if row.state != State.DISABLED.value:
         row.state = State.DISABLED.value
         row.update_time = now
+        await bump_access_state_version(session)
     return row
 
 
@@ -174,6 +177,7 @@ async def disable_user(session: AsyncSession, user: str, *, now: datetime) -> Us
     if row.state != State.DISABLED.value:
         row.state = State.DISABLED.value
         row.update_time = now
+        await bump_access_state_version(session)
     return row
 
 
@@ -286,4 +290,5 @@ async def disable_service_account(
     if row.state != State.DISABLED.value:
         row.state = State.DISABLED.value
         row.update_time = now
+        await bump_access_state_version(session)
     return row

@@ -10,17 +10,16 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Final
+from datetime import UTC, datetime
+from typing import Any
 
-from sqlalchemy import and_, delete, select, update
+from sqlalchemy import and_, delete, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ._models import POLICY_FIELDS, PolicyLineRow, PolicyVersionRow
 from ._policy_model import PolicyChange, PolicyChangeKind, PolicyLine, Section
-
-POLICY_VERSION_ROW: Final = 1
-"""Primary key of the policy version counter's one row (inserted by the first migration)."""
+from ._store_common import bump_counter, counter_value
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,8 +45,7 @@ def _line(row: PolicyLineRow) -> PolicyLine:
 
 async def policy_version(session: AsyncSession) -> int:
     """The current policy version."""
-    statement = select(PolicyVersionRow.version).where(PolicyVersionRow.id == POLICY_VERSION_ROW)
-    return int((await session.execute(statement)).scalar_one())
+    return await counter_value(session, PolicyVersionRow)
 
 
 async def load_policy(session: AsyncSession) -> PolicySnapshot:
@@ -57,29 +55,32 @@ async def load_policy(session: AsyncSession) -> PolicySnapshot:
     return PolicySnapshot(version=version, lines=[_line(row) for row in rows])
 
 
-async def save_policy_changes(session: AsyncSession, changes: Iterable[PolicyChange]) -> int:
+async def save_policy_changes(
+    session: AsyncSession, changes: Iterable[PolicyChange], *, now: datetime | None = None
+) -> int:
     """Write changes (`Authorizer` mutations') and bump the version; the version now.
 
-    Adding a line present already, or removing one that is gone (another replica was
-    first), is no error. No changes: nothing written, the current version returned.
+    An added line is stored with `now` (the current time by default) as its create_time.
+    Adding a line present already (it keeps its time), or removing one that is gone
+    (another replica was first), is no error. No changes: nothing written, the current
+    version returned.
     """
     changes = list(changes)
     if not changes:
         return await policy_version(session)
     # Bump first: the row lock it takes on PostgreSQL orders concurrent changes.
-    bumped = await session.execute(
-        update(PolicyVersionRow)
-        .where(PolicyVersionRow.id == POLICY_VERSION_ROW)
-        .values(version=PolicyVersionRow.version + 1)
-        .returning(PolicyVersionRow.version)
-    )
-    version = int(bumped.scalar_one())
+    version = await bump_counter(session, PolicyVersionRow)
+    create_time = now or datetime.now(UTC)
     dialect = session.get_bind().dialect.name
     insert: Any = postgresql.insert if dialect == "postgresql" else sqlite.insert
     for change in changes:
         fields = _fields(change.line)
         if change.kind is PolicyChangeKind.ADD:
-            await session.execute(insert(PolicyLineRow).values(fields).on_conflict_do_nothing())
+            await session.execute(
+                insert(PolicyLineRow)
+                .values({**fields, "create_time": create_time})
+                .on_conflict_do_nothing()
+            )
         else:
             await session.execute(
                 delete(PolicyLineRow).where(
@@ -87,6 +88,15 @@ async def save_policy_changes(session: AsyncSession, changes: Iterable[PolicyCha
                 )
             )
     return version
+
+
+async def line_create_time(session: AsyncSession, line: PolicyLine) -> datetime | None:
+    """When `line` was stored; None if it is not stored, or was stored before its time was."""
+    fields = _fields(line)
+    statement = select(PolicyLineRow.create_time).where(
+        and_(*(getattr(PolicyLineRow, name) == value for name, value in fields.items()))
+    )
+    return (await session.execute(statement)).scalar_one_or_none()
 
 
 async def seed_policy(session: AsyncSession, lines: Iterable[PolicyLine]) -> int:

@@ -9,7 +9,8 @@ serialises them the same way.
 
 A ReuseDetected result must be committed before its error is raised: the revoked family
 is the point. Revocations of access tokens are kept by jti until the token would have
-expired, and per subject as a not-before time that only moves forward.
+expired, and per subject as a not-before time that only moves forward; each bumps the
+access-state version, so every replica reloads what it holds in memory.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from ._refresh_tokens import (
     hash_refresh_token,
     redeem,
 )
+from ._store_access_state import bump_access_state_version
 
 # Conversions between rows and the core's dataclasses
 
@@ -222,16 +224,6 @@ async def revoke_refresh_families(
 # Access-token revocations
 
 
-@dataclass(frozen=True, slots=True)
-class Revocations:
-    """Every revocation in force: what a verifier's revocation cache holds."""
-
-    token_ids: frozenset[str]
-    """Revoked jtis whose tokens have not expired yet."""
-    subjects: dict[str, datetime]
-    """Subject -> not-before: its tokens issued before that are revoked."""
-
-
 async def revoke_token_ids(
     session: AsyncSession, revoked: Iterable[tuple[str, datetime]], *, now: datetime
 ) -> None:
@@ -242,15 +234,10 @@ async def revoke_token_ids(
     ]
     if not values:
         return
+    await bump_access_state_version(session)
     dialect = session.get_bind().dialect.name
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     await session.execute(insert(RevokedTokenRow).values(values).on_conflict_do_nothing())
-
-
-async def is_token_id_revoked(session: AsyncSession, token_id: str) -> bool:
-    """Whether the access token with this jti was revoked."""
-    statement = select(RevokedTokenRow.token_id).where(RevokedTokenRow.token_id == token_id)
-    return (await session.execute(statement)).first() is not None
 
 
 async def revoke_subject(session: AsyncSession, subject: str, *, not_before: datetime) -> datetime:
@@ -258,6 +245,7 @@ async def revoke_subject(session: AsyncSession, subject: str, *, not_before: dat
 
     The time only moves forward: an older not-before leaves a newer one in place.
     """
+    await bump_access_state_version(session)
     row = await session.get(SubjectRevocationRow, subject, with_for_update=True)
     if row is None:
         dialect = session.get_bind().dialect.name
@@ -274,30 +262,6 @@ async def revoke_subject(session: AsyncSession, subject: str, *, not_before: dat
         row.not_before = not_before
         await session.flush()
     return row.not_before
-
-
-async def subject_not_before(session: AsyncSession, subject: str) -> datetime | None:
-    """The time before which every token of `subject` is revoked, or None."""
-    statement = select(SubjectRevocationRow.not_before).where(
-        SubjectRevocationRow.subject == subject
-    )
-    return (await session.execute(statement)).scalar_one_or_none()
-
-
-async def load_revocations(session: AsyncSession, *, now: datetime) -> Revocations:
-    """Every revocation in force at `now`."""
-    token_ids = (
-        await session.execute(
-            select(RevokedTokenRow.token_id).where(RevokedTokenRow.expire_time > now)
-        )
-    ).scalars()
-    subjects = await session.execute(
-        select(SubjectRevocationRow.subject, SubjectRevocationRow.not_before)
-    )
-    return Revocations(
-        token_ids=frozenset(token_ids),
-        subjects={row.subject: row.not_before for row in subjects},
-    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,18 +17,20 @@ from __future__ import annotations
 import re
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Final
+from typing import Final, TypeVar
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mainmast.auth import TokenVerifier, VerificationPolicy, VerifiedToken
+from mainmast.auth._jwks import ASYMMETRIC_ALGORITHMS
 from mainmast.auth._reasons import AUTH_ERROR_DOMAIN, AuthErrorReason
 from mainmast.db import DatabasePool
 from mainmast.errors import (
+    FailedPreconditionError,
     PermissionDeniedError,
     RateLimitedError,
     UnauthenticatedError,
@@ -36,7 +38,7 @@ from mainmast.errors import (
 )
 from mainmast.logging import get_logger
 
-from ._authorizer import Authorizer
+from ._access_state_sync import AccessStateSync
 from ._key_encryption import PrivateKeyCipher
 from ._key_ring import KeyRing
 from ._keys import SigningAlgorithm, SigningKey, generate_signing_key
@@ -52,14 +54,17 @@ from ._models import (
 )
 from ._passwords import PasswordHasher
 from ._policy_model import Section
+from ._policy_sync import PolicySync
 from ._refresh_tokens import (
     REFRESH_TOKEN_PREFIX,
     FamilyRevokeReason,
+    RefreshTokenFamily,
     RefreshTokenLifetimes,
     ReuseDetected,
     hash_refresh_token,
     start_family,
 )
+from ._request_records import RequestKey, RequestRecords
 from ._resource_names import PrincipalKind, principal_kind, tenant_name, tenant_of_principal
 from ._store_directory import (
     find_service_account,
@@ -69,19 +74,18 @@ from ._store_directory import (
     set_user_password,
 )
 from ._store_keys import ACTIVE_SLOT, load_key_ring, save_key_ring
-from ._store_policies import load_policy
 from ._store_tokens import (
     find_refresh_family,
-    is_token_id_revoked,
     redeem_refresh_token,
     revoke_refresh_families,
     revoke_refresh_family,
     revoke_subject,
     revoke_token_ids,
     save_refresh_family,
-    subject_not_before,
 )
 from ._tokens import AccessTokenIssuer, IssuedAccessToken
+
+T = TypeVar("T")
 
 _USERNAME: Final = re.compile(r"[a-z0-9._-]{1,63}")
 # RFC 6749 section 3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E )
@@ -93,6 +97,12 @@ _ROTATE_PERMISSION: Final = "signing-keys:rotate"
 # A token naming an unknown key reloads the key ring at most this often, so a stream of
 # forged kids cannot turn into a stream of database reads.
 _MIN_KEY_RELOAD_SECONDS: Final = 5.0
+_REFUSAL_MESSAGES: Final = {
+    AuthErrorReason.TOKEN_REVOKED: "The token was revoked.",
+    AuthErrorReason.TENANT_DISABLED: "The tenant is disabled.",
+    AuthErrorReason.USER_DISABLED: "The user is disabled.",
+    AuthErrorReason.SERVICE_ACCOUNT_DISABLED: "The service account is disabled.",
+}
 
 
 def _invalid_credentials() -> UnauthenticatedError:
@@ -192,40 +202,59 @@ class TokenService:
 
     Holds the key ring in memory and reloads it from the database every `jwks_max_age`
     (or at once when a token names a key it does not know), so a rotation made through
-    another replica reaches this one.
+    another replica reaches this one. With an HS256 secret (`cipher` None, `ring` holding
+    the secret alone) nothing is reloaded and rotation is by configuration.
+
+    Verification reads nothing from the database: revocations and disabled principals
+    come from `access` (kept in step with the store by polling), and permission checks
+    for revocation and rotation from `policy`'s authorizer. `clock` (seconds since the
+    epoch) is what tokens are issued and verified at; `login_clock` (monotonic) is the
+    login throttle's.
     """
 
     def __init__(
         self,
         database: DatabasePool,
-        cipher: PrivateKeyCipher,
+        cipher: PrivateKeyCipher | None,
         ring: KeyRing,
         settings: TokenSettings,
         *,
         hasher: PasswordHasher,
+        policy: PolicySync,
+        access: AccessStateSync,
         login_limits: LoginLimits | None = None,
         login_clock: Callable[[], float] = time.monotonic,
+        clock: Callable[[], float] = time.time,
     ) -> None:
+        if (cipher is None) != (ring.active.algorithm is SigningAlgorithm.HS256):
+            raise ValueError("stored keys need their cipher; an HS256 secret needs none")
         self._database = database
         self._throttle = LoginThrottle(login_limits, clock=login_clock)
         self._cipher = cipher
         self._settings = settings
         self._hasher = hasher
+        self._policy = policy
+        self._access = access
+        self._requests = RequestRecords(database)
         self._issuer = AccessTokenIssuer(
             issuer=settings.issuer,
             audience=settings.audience,
             lifetime=settings.access_token_lifetime,
+            clock=clock,
         )
         self._ring = ring
         self._ring_loaded_at = time.monotonic()
         self._forced_reload_at = float("-inf")
+        algorithms = {ring.active.algorithm.value} if cipher is None else ASYMMETRIC_ALGORITHMS
         self._verifier = TokenVerifier(
             ring.verification_keys(self._now()),
             VerificationPolicy(
                 settings.issuer,
                 settings.audience,
+                algorithms=frozenset(algorithms),
                 leeway_seconds=settings.leeway.total_seconds(),
             ),
+            clock=clock,
         )
         self._log = get_logger("mainmast_auth.tokens")
 
@@ -246,6 +275,8 @@ class TokenService:
         self._verifier.replace_keys(ring.verification_keys(self._now()))
 
     async def _reload_ring(self) -> None:
+        if self._cipher is None:
+            return  # An HS256 secret comes from the settings, not the database.
         async with self._database.session() as session:
             ring = await load_key_ring(session, self._cipher, now=self._now())
         if ring is not None:
@@ -262,16 +293,29 @@ class TokenService:
         """The key ring to publish, and the time to publish it at."""
         return await self.key_ring(), self._now()
 
-    async def rotate_signing_key(self, caller: str, algorithm: str) -> KeyRotation:
-        """Retire the active key for a new one; needs `signing-keys:rotate` on the platform."""
-        authorizer = await self._authorizer()
-        if not authorizer.check_platform(caller, _ROTATE_PERMISSION):
+    async def rotate_signing_key(
+        self, caller: str, algorithm: str, *, request_id: str = ""
+    ) -> KeyRotation:
+        """Retire the active key for a new one; needs `signing-keys:rotate` on the platform.
+
+        A retry with the first call's `request_id` answers that rotation's keys (as they
+        are now) instead of rotating again. FailedPreconditionError when the service signs
+        with a configured HS256 secret."""
+        key = RequestKey.of(caller, request_id, "RotateSigningKey", algorithm=algorithm)
+        if not self._policy.authorizer.check_platform(caller, _ROTATE_PERMISSION):
             raise _permission_missing(_ROTATE_PERMISSION)
+        cipher = self._cipher
+        if cipher is None:
+            raise FailedPreconditionError(
+                "The service signs with a configured HS256 secret: rotate it by configuration.",
+                metadata={"algorithm": SigningAlgorithm.HS256.value},
+            )
         chosen = SigningAlgorithm.parse(algorithm) if algorithm else self._settings.algorithm
         now = self._now()
         new_key = generate_signing_key(chosen, create_time=now)
-        async with self._database.session() as session:
-            current = await load_key_ring(session, self._cipher, now=now, lock=True)
+
+        async def rotate(session: AsyncSession) -> tuple[tuple[KeyRotation, KeyRing | None], str]:
+            current = await load_key_ring(session, cipher, now=now, lock=True)
             if current is None:
                 raise RuntimeError("the key ring is created at startup and never removed")
             ring = current.rotate(
@@ -280,16 +324,34 @@ class TokenService:
                 token_lifetime=self._settings.access_token_lifetime,
                 leeway=self._settings.leeway,
             )
-            await save_key_ring(session, ring, self._cipher)
-        self._use_ring(ring)
-        retired = ring.retired[0]
-        self._log.info(
-            "auth.signing_key_rotated",
-            key_id=new_key.key_id,
-            algorithm=chosen.value,
-            retired_key_id=retired.key_id,
-        )
-        return KeyRotation(active=new_key, retired=retired)
+            await save_key_ring(session, ring, cipher)
+            rotation = KeyRotation(active=new_key, retired=ring.retired[0])
+            return (rotation, ring), f"{new_key.key_id} {rotation.retired.key_id}"
+
+        async def replay(outcome: str) -> tuple[KeyRotation, KeyRing | None]:
+            active_id, retired_id = outcome.split()
+            async with self._database.session() as session:
+                ring = await load_key_ring(session, cipher, now=self._now())
+            active = None if ring is None else ring.get_key(active_id)
+            retired = None if ring is None else ring.get_key(retired_id)
+            if active is None or retired is None:
+                raise FailedPreconditionError(
+                    "The keys of the rotation made with this request_id have expired since.",
+                    metadata={"field": "request_id"},
+                )
+            return KeyRotation(active=active, retired=retired), None
+
+        ran = await self._requests.run(key, rotate, replay)
+        rotation, ring = ran.value
+        if ring is not None:
+            self._use_ring(ring)
+            self._log.info(
+                "auth.signing_key_rotated",
+                key_id=rotation.active.key_id,
+                algorithm=chosen.value,
+                retired_key_id=rotation.retired.key_id,
+            )
+        return rotation
 
     # Grants
 
@@ -302,6 +364,8 @@ class TokenService:
         return sorted(set((await session.execute(statement)).scalars()))
 
     async def _active_key_id(self, session: AsyncSession) -> str | None:
+        if self._cipher is None:
+            return self._ring.active.key_id  # The configured secret is the one active key.
         statement = select(SigningKeyRow.key_id).where(SigningKeyRow.active_slot == ACTIVE_SLOT)
         return (await session.execute(statement)).scalar_one_or_none()
 
@@ -575,31 +639,39 @@ class TokenService:
 
     async def verify(self, token: str) -> VerifiedToken:
         """Verify an access token as the service sees it: signature and claims (the SDK's
-        TokenVerifier), then revocations and the state of its principal and tenant."""
+        TokenVerifier, which remembers the tokens it verified, so a token presented again
+        skips the signature check), then revocations and the state of its principal and
+        tenant, from this replica's access state on every call (no database read)."""
         try:
             verified = self._verifier.verify(token)
         except UnauthenticatedError as exc:
             since_forced = time.monotonic() - self._forced_reload_at
-            if exc.reason != AuthErrorReason.TOKEN_KEY_UNKNOWN.value or (
-                since_forced < _MIN_KEY_RELOAD_SECONDS
+            if (
+                exc.reason != AuthErrorReason.TOKEN_KEY_UNKNOWN.value
+                or self._cipher is None
+                or since_forced < _MIN_KEY_RELOAD_SECONDS
             ):
                 raise
             # Maybe a key another replica made since this one last loaded the ring.
             self._forced_reload_at = time.monotonic()
             await self._reload_ring()
             verified = self._verifier.verify(token)
-        async with self._database.session() as session:
-            if await is_token_id_revoked(session, verified.token_id):
-                raise _unauthenticated(AuthErrorReason.TOKEN_REVOKED, "The token was revoked.")
-            not_before = await subject_not_before(session, verified.subject)
-            if not_before is not None and verified.issue_time < not_before:
-                raise _unauthenticated(AuthErrorReason.TOKEN_REVOKED, "The token was revoked.")
-            try:
-                await self._check_enabled(session, verified.subject)
-            except ValidationError as exc:
-                raise _unauthenticated(
-                    AuthErrorReason.TOKEN_MALFORMED, "The token's subject is not a principal."
-                ) from exc
+        subject = verified.subject
+        try:
+            tenant = tenant_of_principal(subject, field="sub")
+        except ValidationError as exc:
+            raise _unauthenticated(
+                AuthErrorReason.TOKEN_MALFORMED, "The token's subject is not a principal."
+            ) from exc
+        refusal = self._access.state.refusal(
+            token_id=verified.token_id,
+            subject=subject,
+            tenant=tenant,
+            issued_at=verified.issued_at,
+            kind=PrincipalKind(subject.split("/", 3)[2]),
+        )
+        if refusal is not None:
+            raise _unauthenticated(refusal, _REFUSAL_MESSAGES[refusal])
         return verified
 
     async def introspect(self, token: str) -> VerifiedToken | ActiveRefreshToken | None:
@@ -638,23 +710,29 @@ class TokenService:
 
     # Revocation
 
-    async def _authorizer(self) -> Authorizer:
-        # Loaded per call: revocation by id or subject and key rotation are rare admin
-        # acts, and a fresh load always sees the latest policy.
-        async with self._database.session() as session:
-            snapshot = await load_policy(session)
-        return Authorizer(snapshot.lines)
+    async def revoke_token(
+        self, caller: str, token: str, *, why: str, request_id: str = ""
+    ) -> datetime:
+        """Revoke one token by value; an unknown or invalid token succeeds (RFC 7009).
 
-    async def revoke_token(self, token: str, *, why: str) -> datetime:
-        """Revoke one token by value; an unknown or invalid token succeeds (RFC 7009)."""
+        A retry with the first call's `request_id` answers the first revoke time."""
+        # The token itself is never stored, only the SHA-256 of the request's fields.
+        key = RequestKey.of(caller, request_id, "RevokeTokens", token=token, reason=why)
         now = self._now()
         if token.startswith(REFRESH_TOKEN_PREFIX):
-            async with self._database.session() as session:
+
+            async def revoke_family(
+                session: AsyncSession,
+            ) -> tuple[tuple[datetime, RefreshTokenFamily | None], str]:
                 family = await find_refresh_family(session, token)
                 if family is not None:
                     await revoke_refresh_family(
                         session, family.family_id, now=now, reason=FamilyRevokeReason.REVOKED
                     )
+                return (now, family), now.isoformat()
+
+            ran = await self._requests.run(key, revoke_family, _replayed_time_and(None))
+            revoke_time, family = ran.value
             if family is not None:
                 self._log.info(
                     "auth.token_revoked",
@@ -664,60 +742,108 @@ class TokenService:
                     family_id=family.family_id,
                     why=why,
                 )
-            return now
+            return revoke_time
         try:
             verified = self._verifier.verify(token)
         except UnauthenticatedError:
             return now
-        async with self._database.session() as session:
-            await revoke_token_ids(session, [(verified.token_id, verified.expire_time)], now=now)
-        self._log.info(
-            "auth.token_revoked",
-            tenant=verified.tenant,
-            subject=verified.subject,
-            target="token",
-            token_id=verified.token_id,
-            why=why,
-        )
-        return now
 
-    async def revoke_token_id(self, caller: str, token_id: str, *, why: str) -> datetime:
-        """Revoke an access token by jti; needs `tokens:revoke` in the caller's tenant."""
+        async def revoke(session: AsyncSession) -> tuple[tuple[datetime, bool], str]:
+            await revoke_token_ids(session, [(verified.token_id, verified.expire_time)], now=now)
+            return (now, True), now.isoformat()
+
+        ran_access = await self._requests.run(key, revoke, _replayed_time_and(False))
+        revoke_time, revoked = ran_access.value
+        if revoked:
+            self._access.token_revoked(verified.token_id, verified.expire_time)
+            self._log.info(
+                "auth.token_revoked",
+                tenant=verified.tenant,
+                subject=verified.subject,
+                target="token",
+                token_id=verified.token_id,
+                why=why,
+            )
+        return revoke_time
+
+    async def revoke_token_id(
+        self, caller: str, token_id: str, *, why: str, request_id: str = ""
+    ) -> datetime:
+        """Revoke an access token by jti; needs `tokens:revoke` in the caller's tenant.
+
+        A retry with the first call's `request_id` answers the first revoke time."""
         try:
             canonical = str(uuid.UUID(token_id))
         except ValueError as exc:
             raise ValidationError("A token id is a UUID.", metadata={"field": "token_id"}) from exc
-        authorizer = await self._authorizer()
-        if not authorizer.check(caller, tenant_of_principal(caller), _REVOKE_PERMISSION):
+        key = RequestKey.of(caller, request_id, "RevokeTokens", token_id=canonical, reason=why)
+        if not self._policy.authorizer.check(
+            caller, tenant_of_principal(caller), _REVOKE_PERMISSION
+        ):
             raise _permission_missing(_REVOKE_PERMISSION)
         now = self._now()
         # No token lives longer than this past its revocation, wherever its jti came from.
         expire_time = now + self._settings.access_token_lifetime + self._settings.leeway
-        async with self._database.session() as session:
-            await revoke_token_ids(session, [(canonical, expire_time)], now=now)
-        self._log.info("auth.token_revoked", target="token_id", token_id=canonical, why=why)
-        return now
 
-    async def revoke_subject(self, caller: str, subject: str, *, why: str) -> datetime:
+        async def revoke(session: AsyncSession) -> tuple[tuple[datetime, bool], str]:
+            await revoke_token_ids(session, [(canonical, expire_time)], now=now)
+            return (now, True), now.isoformat()
+
+        ran = await self._requests.run(key, revoke, _replayed_time_and(False))
+        revoke_time, revoked = ran.value
+        if revoked:
+            self._access.token_revoked(canonical, expire_time)
+            self._log.info("auth.token_revoked", target="token_id", token_id=canonical, why=why)
+        return revoke_time
+
+    async def revoke_subject(
+        self, caller: str, subject: str, *, why: str, request_id: str = ""
+    ) -> datetime:
         """Revoke every token of `subject` so far; a caller may always revoke its own, other
-        subjects need `tokens:revoke` in the subject's tenant."""
+        subjects need `tokens:revoke` in the subject's tenant.
+
+        A retry with the first call's `request_id` answers the first revoke time and
+        leaves the tokens issued since alone."""
         tenant = tenant_of_principal(subject, field="subject")
-        if caller != subject:
-            authorizer = await self._authorizer()
-            if not authorizer.check(caller, tenant, _REVOKE_PERMISSION):
-                raise _permission_missing(_REVOKE_PERMISSION)
+        key = RequestKey.of(caller, request_id, "RevokeTokens", subject=subject, reason=why)
+        if caller != subject and not self._policy.authorizer.check(
+            caller, tenant, _REVOKE_PERMISSION
+        ):
+            raise _permission_missing(_REVOKE_PERMISSION)
         now = self._now()
-        async with self._database.session() as session:
-            await revoke_subject(session, subject, not_before=now)
+
+        async def revoke(
+            session: AsyncSession,
+        ) -> tuple[tuple[datetime, tuple[datetime, int] | None], str]:
+            not_before = await revoke_subject(session, subject, not_before=now)
             families = await revoke_refresh_families(
                 session, subject=subject, now=now, reason=FamilyRevokeReason.REVOKED
             )
-        self._log.info(
-            "auth.token_revoked",
-            tenant=tenant,
-            subject=subject,
-            target="subject",
-            refresh_families=families,
-            why=why,
-        )
-        return now
+            return (now, (not_before, families)), now.isoformat()
+
+        ran = await self._requests.run(key, revoke, _replayed_time_and(None))
+        revoke_time, done = ran.value
+        if done is not None:
+            not_before, families = done
+            self._access.subject_revoked(subject, not_before)
+            self._log.info(
+                "auth.token_revoked",
+                tenant=tenant,
+                subject=subject,
+                target="subject",
+                refresh_families=families,
+                why=why,
+            )
+        return revoke_time
+
+
+def _replayed_time_and(
+    marker: T,
+) -> Callable[[str], Awaitable[tuple[datetime, T]]]:
+    """The replay of a revocation: the first call's revoke time, and `marker` in place of
+    what the first call did (so nothing is applied or logged again)."""
+
+    async def replay(outcome: str) -> tuple[datetime, T]:
+        return datetime.fromisoformat(outcome), marker
+
+    return replay

@@ -8,12 +8,12 @@ from typing import ClassVar, Final
 
 import grpc.aio
 
-from mainmast.auth._reasons import AUTH_ERROR_DOMAIN, AuthErrorReason
+from mainmast.auth import bearer_token
 from mainmast.auth.v1 import auth_service_pb2_grpc
 from mainmast.db import DatabasePool
-from mainmast.errors import UnauthenticatedError
 from mainmast.runtime import Authenticate, Metadata, Principal, Service
 
+from ._access_state_sync import AccessStateSync
 from ._admin_service import AdminService
 from ._bootstrap import bootstrap_on_start
 from ._decision_service import DecisionService
@@ -21,13 +21,12 @@ from ._keys import SigningAlgorithm
 from ._passwords import PasswordHasher
 from ._policy_sync import PolicySync
 from ._servicer import AuthServicer
-from ._servicer_keys import load_or_create_key_ring, signing_key_cipher
+from ._servicer_keys import signing_keys
 from ._store_migrations import migrate_database
 from ._token_service import TokenService, TokenSettings
 from .settings import AuthSettings
 
 _SERVICE: Final = "/mainmast.auth.v1.AuthService/"
-_BEARER: Final = "bearer "
 
 
 def _token_settings(settings: AuthSettings) -> TokenSettings:
@@ -45,10 +44,11 @@ class AuthService(Service[AuthSettings]):
     """`mainmast.auth.v1.AuthService` in one process.
 
     `startup()` opens the database named by the settings, brings its schema up to date,
-    loads the signing keys (generating the first one on a fresh install) and the policy,
-    whose version it then polls so other replicas' changes reach it; `shutdown()` stops
-    the polling and closes the database. Every call but GetJwks and IssueToken is
-    authenticated with a bearer access token, verified as IntrospectToken verifies it.
+    loads the signing keys (generating the first one on a fresh install), the policy and
+    the access state (revocations, disabled tenants and principals), whose versions it
+    then polls so other replicas' changes reach it; `shutdown()` stops the polling and
+    closes the database. Every call but GetJwks and IssueToken is authenticated with a
+    bearer access token, verified as IntrospectToken verifies it, from memory.
     """
 
     name: ClassVar[str] = "auth"
@@ -62,6 +62,7 @@ class AuthService(Service[AuthSettings]):
         self._database: DatabasePool | None = None
         self._tokens: TokenService | None = None
         self._policy: PolicySync | None = None
+        self._access: AccessStateSync | None = None
         self._hasher: PasswordHasher | None = None
 
     @property
@@ -79,6 +80,15 @@ class AuthService(Service[AuthSettings]):
         return self._policy
 
     @property
+    def access(self) -> AccessStateSync:
+        """The synced access state; RuntimeError outside startup..shutdown."""
+        if self._access is None:
+            raise RuntimeError(
+                "the auth service's access state exists only between startup and shutdown"
+            )
+        return self._access
+
+    @property
     def database(self) -> DatabasePool:
         """The service's database pool; RuntimeError before `startup()` or after `shutdown()`."""
         if self._database is None:
@@ -91,27 +101,47 @@ class AuthService(Service[AuthSettings]):
         """Open the database, apply pending migrations, load or create the signing keys,
         create the first platform admin from the settings (or log how to)."""
         database = DatabasePool(self.settings.database_target())
+        policy: PolicySync | None = None
+        access: AccessStateSync | None = None
         try:
             await migrate_database(database)
             await database.start()
-            cipher = signing_key_cipher(self.settings)
             token_settings = _token_settings(self.settings)
-            ring = await load_or_create_key_ring(
-                database, cipher, algorithm=token_settings.algorithm, now=datetime.now(UTC)
-            )
+            ring, cipher = await signing_keys(database, self.settings, now=datetime.now(UTC))
             # Building the hasher hashes a random password once (its unknown-user path).
-            hasher = await asyncio.to_thread(PasswordHasher)
+            hasher = await asyncio.to_thread(
+                PasswordHasher, self.settings.password_hash_parameters()
+            )
             # Before the policy loads, so a platform admin created here is in it.
             await bootstrap_on_start(database, hasher, self.settings)
             policy = PolicySync(database)
             await policy.start()
+            access = AccessStateSync(
+                database,
+                token_lifetime=token_settings.access_token_lifetime,
+                leeway=token_settings.leeway,
+            )
+            await access.start()
         except BaseException:
+            for sync in (access, policy):
+                if sync is not None:
+                    await sync.stop()
             await database.close()
             raise
         self._database = database
         self._policy = policy
+        self._access = access
         self._hasher = hasher
-        self._tokens = TokenService(database, cipher, ring, token_settings, hasher=hasher)
+        self._tokens = TokenService(
+            database,
+            cipher,
+            ring,
+            token_settings,
+            hasher=hasher,
+            policy=policy,
+            access=access,
+            login_limits=self.settings.login_limits(),
+        )
 
     def register(self, server: grpc.aio.Server) -> None:
         """Add the AuthService servicer to `server`."""
@@ -121,7 +151,7 @@ class AuthService(Service[AuthSettings]):
         servicer = AuthServicer(
             self.tokens,
             decisions=DecisionService(policy),
-            admin=AdminService(self.database, policy, self._hasher),
+            admin=AdminService(self.database, policy, self._hasher, access=self.access),
         )
         auth_service_pb2_grpc.add_AuthServiceServicer_to_server(servicer, server)
 
@@ -130,24 +160,21 @@ class AuthService(Service[AuthSettings]):
         return self._authenticate
 
     async def _authenticate(self, method: str, metadata: Metadata) -> Principal:
-        token = None
-        for key, value in metadata:
-            if key == "authorization" and isinstance(value, str):
-                if value[: len(_BEARER)].lower() == _BEARER:
-                    token = value[len(_BEARER) :].strip()
-                break
-        if not token:
-            raise UnauthenticatedError(
-                "Send an access token as `authorization: Bearer <token>`.",
-                reason=AuthErrorReason.CREDENTIALS_MISSING.value,
-                domain=AUTH_ERROR_DOMAIN,
-            )
+        token = bearer_token(metadata)
         verified = await self.tokens.verify(token)
-        return Principal(tenant=verified.tenant or "", subject=verified.subject)
+        return Principal(
+            tenant=verified.tenant or "",
+            subject=verified.subject,
+            roles=verified.roles,
+            credential=token,
+        )
 
     async def shutdown(self) -> None:
-        """Stop the policy polling and close the database pool."""
+        """Stop the policy and access-state polling and close the database pool."""
         self._tokens = None
+        access, self._access = self._access, None
+        if access is not None:
+            await access.stop()
         policy, self._policy = self._policy, None
         if policy is not None:
             await policy.stop()

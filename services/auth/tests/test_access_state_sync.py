@@ -1,0 +1,359 @@
+"""Revocations and disabled principals reach every replica: two AuthService replicas on one
+database, on SQLite and PostgreSQL.
+
+Replica A and replica B are two servers in this process, each with its own database pool
+and its own polling `AccessStateSync`, sharing nothing but the database. A change made
+through one replica refuses the token there at once (asserted with no wait) and on the
+other within a bounded wait; no test asserts on time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, MutableMapping
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import grpc.aio
+import pytest
+import structlog.testing
+from sqlalchemy import text
+
+from mainmast.auth.v1 import auth_service_pb2 as pb
+from mainmast.auth.v1 import auth_service_pb2_grpc
+from mainmast.db import DatabasePool
+from mainmast.errors import UnauthenticatedError, translate_rpc_errors
+from mainmast.runtime import ServiceServer
+from mainmast_auth import _access_state_sync
+from mainmast_auth._access_state import AccessSnapshot
+from mainmast_auth._access_state_sync import AccessStateSync
+from mainmast_auth._admin_service import bootstrap_platform_admin
+from mainmast_auth._passwords import PasswordHasher
+from mainmast_auth._resource_names import PrincipalKind
+from mainmast_auth._store_migrations import migrate_database
+from mainmast_auth._store_tokens import revoke_token_ids
+from mainmast_auth.service import AuthService
+from mainmast_auth.settings import AuthSettings
+from mainmast_auth.testing import eventually
+
+ROOT_PASSWORD = "the platform's own long passphrase"
+PASSWORD = "correct horse battery staple"
+LIFETIME = timedelta(minutes=15)
+LEEWAY = timedelta(seconds=30)
+
+
+@dataclass
+class Replica:
+    """One running auth service and a stub on it."""
+
+    name: str
+    service: AuthService
+    stub: auth_service_pb2_grpc.AuthServiceAsyncStub
+
+    async def refusal(self, token: str) -> str | None:
+        """The reason this replica refuses a call made with `token`, or None if it accepts it
+        (IntrospectToken needs nothing but an authenticated caller)."""
+        request = pb.IntrospectTokenRequest(token=token)
+        try:
+            with translate_rpc_errors():
+                await self.stub.IntrospectToken(
+                    request, metadata=(("authorization", f"Bearer {token}"),)
+                )
+        except UnauthenticatedError as exc:
+            return exc.reason
+        return None
+
+
+def _settings(database: str, tmp_path: Path) -> AuthSettings:
+    values: dict[str, Any] = {
+        "listen": "127.0.0.1:0",
+        "metrics_listen": "",
+        "database_url": database,
+        # One sealing key for both: replica B opens the signing key replica A made.
+        "signing_key_encryption_key_file": tmp_path / "sealing.key",
+    }
+    return AuthSettings(**values)
+
+
+@asynccontextmanager
+async def _replica(name: str, database: str, tmp_path: Path) -> AsyncIterator[Replica]:
+    service = AuthService(_settings(database, tmp_path))
+    async with ServiceServer(service) as running:
+        channel = grpc.aio.insecure_channel(f"127.0.0.1:{running.port}")
+        try:
+            yield Replica(name, service, auth_service_pb2_grpc.AuthServiceStub(channel))
+        finally:
+            await channel.close(None)
+
+
+@dataclass
+class Fleet:
+    """Two replicas, the platform admin's token, and helpers to act through either."""
+
+    a: Replica
+    b: Replica
+    root: str
+
+    async def call(self, replica: Replica, method: str, request: Any, token: str = "") -> Any:
+        """`method(request)` on `replica` as the holder of `token` (root's by default)."""
+        metadata = (("authorization", f"Bearer {token or self.root}"),)
+        with translate_rpc_errors():
+            return await getattr(replica.stub, method)(request, metadata=metadata)
+
+    async def login(self, replica: Replica, tenant: str, username: str) -> pb.IssueTokenResponse:
+        """A password grant through `replica`."""
+        request = pb.IssueTokenRequest(
+            password=pb.IssueTokenRequest.PasswordGrant(
+                tenant=tenant, username=username, password=PASSWORD
+            )
+        )
+        with translate_rpc_errors():
+            return await replica.stub.IssueToken(request)
+
+    async def add_user(self, tenant: str, user_id: str) -> str:
+        """Create `user_id` in `tenant` (through A) and log it in; its access token."""
+        return (await self.add_user_login(tenant, user_id)).access_token
+
+    async def add_user_login(self, tenant: str, user_id: str) -> pb.IssueTokenResponse:
+        """Create `user_id` in `tenant` (through A) and log it in."""
+        await self.call(
+            self.a,
+            "CreateUser",
+            pb.CreateUserRequest(parent=tenant, user_id=user_id, password=PASSWORD),
+        )
+        return await self.login(self.a, tenant, user_id)
+
+
+@pytest.fixture
+async def fleet(fresh_database_url: str, tmp_path: Path) -> AsyncIterator[Fleet]:
+    """Replicas A and B on one database, with a platform admin and tenants acme and globex."""
+    async with AsyncExitStack() as stack:
+        a = await stack.enter_async_context(_replica("A", fresh_database_url, tmp_path))
+        await bootstrap_platform_admin(
+            a.service.database,
+            PasswordHasher(),
+            tenant="tenants/platform",
+            username="root",
+            password=ROOT_PASSWORD,
+        )
+        b = await stack.enter_async_context(_replica("B", fresh_database_url, tmp_path))
+        await a.service.policy.refresh()
+        root_login = pb.IssueTokenRequest(
+            password=pb.IssueTokenRequest.PasswordGrant(
+                tenant="tenants/platform", username="root", password=ROOT_PASSWORD
+            )
+        )
+        with translate_rpc_errors():
+            root = (await a.stub.IssueToken(root_login)).access_token
+        fleet = Fleet(a, b, root)
+        for tenant_id in ("acme", "globex"):
+            await fleet.call(a, "CreateTenant", pb.CreateTenantRequest(tenant_id=tenant_id))
+        yield fleet
+
+
+async def _refused_on(replica: Replica, token: str, reason: str) -> bool:
+    return await replica.refusal(token) == reason
+
+
+@pytest.mark.parametrize("through", ["A", "B"])
+async def test_a_token_revoked_through_one_replica_is_refused_there_at_once_and_soon_on_the_other(
+    fleet: Fleet, through: str
+) -> None:
+    here, there = (fleet.a, fleet.b) if through == "A" else (fleet.b, fleet.a)
+    by_value = await fleet.add_user("tenants/acme", "alice")
+    bob = await fleet.add_user_login("tenants/acme", "bob")
+    by_id = bob.access_token
+    by_subject = await fleet.add_user("tenants/acme", "carol")
+    bystander = await fleet.add_user("tenants/acme", "dave")
+    for token in (by_value, by_id, by_subject):
+        assert await there.refusal(token) is None
+
+    await fleet.call(here, "RevokeTokens", pb.RevokeTokensRequest(token=by_value))
+    await fleet.call(here, "RevokeTokens", pb.RevokeTokensRequest(token_id=bob.token_id))
+    await fleet.call(
+        here, "RevokeTokens", pb.RevokeTokensRequest(subject="tenants/acme/users/carol")
+    )
+
+    for token in (by_value, by_id, by_subject):
+        assert await here.refusal(token) == "TOKEN_REVOKED"
+    for token in (by_value, by_id, by_subject):
+        assert await eventually(lambda token=token: _refused_on(there, token, "TOKEN_REVOKED"))
+    assert await there.refusal(bystander) is None
+    # A subject's revocation covers the tokens issued before it, not the next login.
+    # (iat has whole seconds: a login in the second of the revocation would count as before.)
+    await asyncio.sleep(1.0)
+    carol_again = (await fleet.login(there, "tenants/acme", "carol")).access_token
+    assert await here.refusal(carol_again) is None
+    assert await there.refusal(carol_again) is None
+
+
+async def test_disabled_users_service_accounts_and_tenants_are_refused_on_every_replica(
+    fleet: Fleet,
+) -> None:
+    alice = await fleet.add_user("tenants/acme", "alice")
+    bob = await fleet.add_user("tenants/acme", "bob")
+    globex = await fleet.add_user("tenants/globex", "gina")
+    created = await fleet.call(
+        fleet.a,
+        "CreateServiceAccount",
+        pb.CreateServiceAccountRequest(parent="tenants/acme", service_account_id="payments"),
+    )
+    grant = pb.IssueTokenRequest(
+        client_credentials=pb.IssueTokenRequest.ClientCredentialsGrant(
+            client_id=created.service_account.client_id,
+            client_secret=created.client_secret,
+        )
+    )
+    with translate_rpc_errors():
+        payments = (await fleet.b.stub.IssueToken(grant)).access_token
+
+    await fleet.call(fleet.a, "DisableUser", pb.DisableUserRequest(name="tenants/acme/users/alice"))
+    await fleet.call(
+        fleet.b,
+        "DisableServiceAccount",
+        pb.DisableServiceAccountRequest(name="tenants/acme/serviceAccounts/payments"),
+    )
+    await fleet.call(fleet.a, "DisableTenant", pb.DisableTenantRequest(name="tenants/globex"))
+
+    assert await fleet.a.refusal(alice) == "USER_DISABLED"
+    assert await fleet.b.refusal(payments) == "SERVICE_ACCOUNT_DISABLED"
+    assert await fleet.a.refusal(globex) == "TENANT_DISABLED"
+    assert await eventually(lambda: _refused_on(fleet.b, alice, "USER_DISABLED"))
+    assert await eventually(lambda: _refused_on(fleet.a, payments, "SERVICE_ACCOUNT_DISABLED"))
+    assert await eventually(lambda: _refused_on(fleet.b, globex, "TENANT_DISABLED"))
+    assert await fleet.a.refusal(bob) is None
+    assert await fleet.b.refusal(bob) is None
+
+
+async def test_the_replicas_versions_meet_once_the_changes_are_polled_up(fleet: Fleet) -> None:
+    alice = await fleet.add_user("tenants/acme", "alice")
+    await fleet.call(fleet.a, "RevokeTokens", pb.RevokeTokensRequest(token=alice))
+    await fleet.call(fleet.b, "DisableUser", pb.DisableUserRequest(name="tenants/acme/users/alice"))
+
+    async def same_version() -> bool:
+        versions = {fleet.a.service.access.version, fleet.b.service.access.version}
+        return len(versions) == 1
+
+    assert await eventually(same_version)
+    assert fleet.a.service.access.version is not None
+
+
+@pytest.fixture
+async def database(sqlite_url: str) -> AsyncIterator[DatabasePool]:
+    """A migrated, started SQLite database of this test's own."""
+    pool = DatabasePool(sqlite_url)
+    await migrate_database(pool)
+    await pool.start()
+    try:
+        yield pool
+    finally:
+        await pool.close()
+
+
+def _sync(database: DatabasePool, poll_interval: float = 60.0) -> AccessStateSync:
+    return AccessStateSync(
+        database, token_lifetime=LIFETIME, leeway=LEEWAY, poll_interval=poll_interval
+    )
+
+
+def _revoked(sync: AccessStateSync, token_id: str) -> bool:
+    reason = sync.state.refusal(
+        token_id=token_id,
+        subject="tenants/acme/users/alice",
+        tenant="tenants/acme",
+        issued_at=datetime.now(UTC).timestamp(),
+        kind=PrincipalKind.USER,
+    )
+    return reason is not None
+
+
+async def _revoke(database: DatabasePool, token_id: str) -> None:
+    async with database.session() as session:
+        now = datetime.now(UTC)
+        await revoke_token_ids(session, [(token_id, now + LIFETIME)], now=now)
+
+
+async def test_refresh_reloads_only_when_the_version_moved(database: DatabasePool) -> None:
+    sync = _sync(database)
+    assert await sync.refresh()
+    assert not await sync.refresh()
+    before = sync.version
+    assert before is not None
+    await _revoke(database, "jti-1")
+    assert not _revoked(sync, "jti-1")
+    assert await sync.refresh()
+    assert sync.version == before + 1
+    assert _revoked(sync, "jti-1")
+
+
+async def test_a_local_change_survives_a_reload_that_read_the_store_before_it(
+    database: DatabasePool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sync = _sync(database)
+    await sync.refresh()
+    loaded, resume = asyncio.Event(), asyncio.Event()
+    real_load = _access_state_sync.load_access_state
+
+    async def load_then_wait(*args: Any, **kwargs: Any) -> AccessSnapshot:
+        snapshot = await real_load(*args, **kwargs)
+        loaded.set()
+        await resume.wait()
+        return snapshot
+
+    monkeypatch.setattr(_access_state_sync, "load_access_state", load_then_wait)
+    await _revoke(database, "jti-other-writer")
+    reload = asyncio.create_task(sync.refresh())
+    await loaded.wait()
+    # Committed and applied locally after the reload read the store, before it swaps in.
+    await _revoke(database, "jti-local")
+    sync.token_revoked("jti-local", datetime.now(UTC) + LIFETIME)
+    assert _revoked(sync, "jti-local")
+    resume.set()
+    assert await reload
+    assert _revoked(sync, "jti-other-writer")
+    assert _revoked(sync, "jti-local")
+
+
+async def test_polling_picks_changes_up_and_survives_failed_reads(
+    database: DatabasePool,
+) -> None:
+    sync = _sync(database, poll_interval=0.01)
+
+    async def revoked(token_id: str) -> bool:
+        return _revoked(sync, token_id)
+
+    async def failures_logged(events: list[MutableMapping[str, Any]]) -> bool:
+        names = [str(event["event"]) for event in events]
+        return names.count("auth.access_state_reload_failed") >= 2
+
+    await sync.start()
+    try:
+        with pytest.raises(RuntimeError):
+            await sync.start()
+        await _revoke(database, "jti-1")
+        assert await eventually(lambda: revoked("jti-1"))
+
+        # While the version cannot be read, polls fail and are logged; polling goes on.
+        with structlog.testing.capture_logs() as events:
+            async with database.session() as session:
+                await session.execute(
+                    text("ALTER TABLE auth_access_state_version RENAME TO away_for_a_moment")
+                )
+            assert await eventually(lambda: failures_logged(events))
+        async with database.session() as session:
+            await session.execute(
+                text("ALTER TABLE away_for_a_moment RENAME TO auth_access_state_version")
+            )
+        await _revoke(database, "jti-2")
+        assert await eventually(lambda: revoked("jti-2"))
+    finally:
+        await sync.stop()
+    await sync.stop()  # stopping twice is harmless
+
+
+async def test_the_poll_interval_must_be_positive(database: DatabasePool) -> None:
+    with pytest.raises(ValueError, match="positive"):
+        _sync(database, poll_interval=0)
