@@ -168,3 +168,21 @@ async def test_a_read_past_the_cache_is_audited_without_a_cache_state() -> None:
     )
     assert "k-1234567890" not in repr(logs)
     assert CacheState.HIT not in logs[0].values()
+
+
+def test_a_listing_is_audited_with_its_prefix_and_any_failure() -> None:
+    with capture_logs() as logs:
+        auditor = AccessAuditor()
+        listed = auditor.listed(caller="svc", tenant="t", name_prefix="payments/")
+        failed = auditor.listed(
+            caller="svc", tenant="t", name_prefix="", error=UnavailableError("Backend down.")
+        )
+
+    assert (listed.kind, listed.name, listed.decision, listed.error_reason) == (
+        AccessKind.SECRET_LIST,
+        "payments/",
+        AccessDecision.ALLOWED,
+        "",
+    )
+    assert failed.error_reason == "UNAVAILABLE"
+    assert [event["kind"] for event in _audit_events(logs)] == ["secret-list", "secret-list"]

@@ -11,6 +11,7 @@ from mainmast.errors import (
     FailedPreconditionError,
     MainmastError,
     NotFoundError,
+    PermissionDeniedError,
     UnavailableError,
     ValidationError,
 )
@@ -22,15 +23,26 @@ from mainmast_config._errors import (
     backend_access_denied,
     backend_throttled,
     backend_unavailable,
+    invalid_argument,
     invalid_name,
+    invalid_page_token,
+    secret_access_denied,
     secret_not_found,
     secret_version_not_found,
+    setting_access_denied,
+    too_many_names,
 )
 
 
 def test_every_reason_is_a_value_name_of_the_contracts_error_reason() -> None:
     names = set(error_reason_pb2.ErrorReason.keys())
     assert {reason.value for reason in ConfigErrorReason} <= names
+
+
+def test_access_denials_say_nothing_of_whether_the_name_exists() -> None:
+    existing, missing = secret_access_denied("orders/db"), secret_access_denied("orders/nope")
+    assert existing.message.replace("orders/db", "N") == missing.message.replace("orders/nope", "N")
+    assert existing.metadata.keys() == missing.metadata.keys() == {"name"}
 
 
 def test_every_backend_kind_and_cache_state_is_a_value_of_the_contract() -> None:
@@ -53,6 +65,31 @@ def test_every_backend_kind_and_cache_state_is_a_value_of_the_contract() -> None
             {"name": "a", "version": "v1"},
         ),
         (invalid_name("", "empty"), ValidationError, "INVALID_NAME", {"field": "name"}),
+        (
+            secret_access_denied("a/b"),
+            PermissionDeniedError,
+            "SECRET_ACCESS_DENIED",
+            {"name": "a/b"},
+        ),
+        (
+            setting_access_denied("s"),
+            PermissionDeniedError,
+            "SETTING_ACCESS_DENIED",
+            {"name": "s"},
+        ),
+        (
+            too_many_names("names", 101, 100),
+            ValidationError,
+            "TOO_MANY_NAMES",
+            {"max_items": "100"},
+        ),
+        (invalid_page_token("stale"), ValidationError, "INVALID_PAGE_TOKEN", {}),
+        (
+            invalid_argument("page_size", "must be 0 or more"),
+            ValidationError,
+            "INVALID_ARGUMENT",
+            {"field": "page_size"},
+        ),
         (
             backend_access_denied("KEY_VAULT", "HTTP 403"),
             FailedPreconditionError,

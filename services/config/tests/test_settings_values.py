@@ -22,8 +22,12 @@ from mainmast_config._settings_values import (
     SettingErrorReason,
     SettingType,
     TypedSetting,
+    as_setting_error,
+    is_setting_storage_name,
     parse_setting,
     read_setting,
+    setting_storage_name,
+    typed_setting,
 )
 from mainmast_config._testing import ScriptedBackend
 
@@ -159,3 +163,26 @@ async def test_read_setting_errors_are_the_settings_own() -> None:
     backend.fail_next(backend_unavailable("ENVIRONMENT", "down"))
     with pytest.raises(UnavailableError):
         await read_setting(chain, "port", SettingType.STRING)
+
+
+def test_settings_live_under_their_own_prefix_in_the_backends() -> None:
+    assert setting_storage_name("checkout.max-items") == "settings/checkout.max-items"
+    assert is_setting_storage_name("settings/checkout.max-items")
+    assert not is_setting_storage_name("database-password")
+    assert not is_setting_storage_name("settingsx/y")
+
+
+async def test_a_record_becomes_a_typed_setting_and_a_missing_name_the_settings_error() -> None:
+    record = await ScriptedBackend(BackendKind.FILES, {"settings/checkout.max-items": "12"}).get(
+        "settings/checkout.max-items"
+    )
+
+    assert typed_setting("checkout.max-items", record, SettingType.INT) == TypedSetting(
+        name="checkout.max-items", type=SettingType.INT, value=12, backend=BackendKind.FILES
+    )
+    converted = as_setting_error(
+        NotFoundError("Secret", "settings/x", reason="SECRET_NOT_FOUND"), "x"
+    )
+    assert (converted.reason, converted.metadata) == ("SETTING_NOT_FOUND", {"name": "x"})
+    other = NotFoundError("Secret", "x", reason="SECRET_VERSION_NOT_FOUND")
+    assert as_setting_error(other, "x") is other

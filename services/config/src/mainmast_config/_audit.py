@@ -44,6 +44,8 @@ class AccessKind(enum.StrEnum):
     """A secret."""
     SETTING = "setting"
     """A setting."""
+    SECRET_LIST = "secret-list"  # noqa: S105 -- a kind of resource, not a password
+    """A listing of secret names (never values); the record's name is the prefix asked for."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,6 +143,23 @@ class AccessAuditor:
                 name=name,
                 decision=AccessDecision.ALLOWED,
                 error_reason=error.reason,
+                request_id=_request_id(),
+            )
+        )
+
+    def listed(
+        self, *, caller: str, tenant: str, name_prefix: str, error: MainmastError | None = None
+    ) -> AuditRecord:
+        """Log a listing of the secret names under `name_prefix` the caller may read, or the
+        `error` it failed with."""
+        return self._log(
+            AuditRecord(
+                caller=caller,
+                tenant=tenant,
+                kind=AccessKind.SECRET_LIST,
+                name=name_prefix,
+                decision=AccessDecision.ALLOWED,
+                error_reason="" if error is None else error.reason,
                 request_id=_request_id(),
             )
         )

@@ -11,14 +11,13 @@ from dotenv import dotenv_values
 
 from ._backend import BackendKind, SecretRecord, versionless_record
 from ._errors import backend_unavailable, secret_not_found
+from ._file_signature import FileSignature, file_signature
 from ._names import environment_variable, name_of_environment_variable
 
 
 @dataclass(frozen=True, slots=True)
 class _Snapshot:
-    # What identifies one state of the file: a rewrite changes one of these (an editor that
-    # replaces the file changes the inode, one that rewrites in place changes mtime or size).
-    signature: tuple[int, int, int, int] | None
+    signature: FileSignature | None
     values: dict[str, str]
 
 
@@ -77,16 +76,13 @@ class DotenvBackend:
                 self._snapshot = _Snapshot(signature=signature, values=values)
             return self._snapshot.values
 
-    def _signature(self) -> tuple[int, int, int, int] | None:
+    def _signature(self) -> FileSignature | None:
         try:
-            status = self._path.stat()
-        except FileNotFoundError:
-            return None
+            return file_signature(self._path)
         except OSError as exc:
             raise backend_unavailable(
                 self.kind, f"cannot read the .env file ({exc.strerror})"
             ) from exc
-        return (status.st_ino, status.st_size, status.st_mtime_ns, status.st_ctime_ns)
 
     def _parse(self) -> dict[str, str]:
         try:

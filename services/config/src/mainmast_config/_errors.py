@@ -19,6 +19,7 @@ from mainmast.errors import (
     FailedPreconditionError,
     FieldViolation,
     NotFoundError,
+    PermissionDeniedError,
     UnavailableError,
     ValidationError,
 )
@@ -30,12 +31,20 @@ CONFIG_ERROR_DOMAIN: Final = "config.mainmast.dev"
 class ConfigErrorReason(enum.StrEnum):
     """ErrorInfo reasons raised by the config core, each the name of an `ErrorReason` value."""
 
+    SECRET_ACCESS_DENIED = "SECRET_ACCESS_DENIED"
+    """The caller may not read this secret (whether or not it exists)."""
+    SETTING_ACCESS_DENIED = "SETTING_ACCESS_DENIED"
+    """The caller may not read this setting (whether or not it exists)."""
     SECRET_NOT_FOUND = "SECRET_NOT_FOUND"
     """No backend has a secret of this name."""
     SECRET_VERSION_NOT_FOUND = "SECRET_VERSION_NOT_FOUND"
     """The secret exists, but not in the version asked for."""
     INVALID_NAME = "INVALID_NAME"
     """A name is empty or has characters a name may not have."""
+    TOO_MANY_NAMES = "TOO_MANY_NAMES"
+    """A batch or watch names more items than allowed."""
+    INVALID_PAGE_TOKEN = "INVALID_PAGE_TOKEN"
+    """A page token is malformed, or from a call with other arguments."""
     BACKEND_ACCESS_DENIED = "BACKEND_ACCESS_DENIED"
     """A backend refuses the service's own identity."""
     BACKEND_UNAVAILABLE = "BACKEND_UNAVAILABLE"
@@ -61,6 +70,59 @@ def secret_version_not_found(name: str, version: str) -> NotFoundError:
         reason=ConfigErrorReason.SECRET_VERSION_NOT_FOUND,
         domain=CONFIG_ERROR_DOMAIN,
         metadata={"name": name, "version": version},
+    )
+
+
+def secret_access_denied(name: str) -> PermissionDeniedError:
+    """PERMISSION_DENIED / SECRET_ACCESS_DENIED for `name`: the same whether it exists or not."""
+    return PermissionDeniedError(
+        f"The caller may not read secret {name!r}.",
+        reason=ConfigErrorReason.SECRET_ACCESS_DENIED,
+        domain=CONFIG_ERROR_DOMAIN,
+        metadata={"name": name},
+    )
+
+
+def setting_access_denied(name: str) -> PermissionDeniedError:
+    """PERMISSION_DENIED / SETTING_ACCESS_DENIED for `name`: the same whether it exists or not."""
+    return PermissionDeniedError(
+        f"The caller may not read setting {name!r}.",
+        reason=ConfigErrorReason.SETTING_ACCESS_DENIED,
+        domain=CONFIG_ERROR_DOMAIN,
+        metadata={"name": name},
+    )
+
+
+def too_many_names(field: str, count: int, max_items: int) -> ValidationError:
+    """INVALID_ARGUMENT / TOO_MANY_NAMES: `field` lists `count` items, more than `max_items`."""
+    why = f"at most {max_items} items, not {count}"
+    return ValidationError(
+        f"Too many names in {field}: {why}.",
+        field_violations=[FieldViolation(field=field, description=why)],
+        reason=ConfigErrorReason.TOO_MANY_NAMES,
+        domain=CONFIG_ERROR_DOMAIN,
+        metadata={"max_items": str(max_items)},
+    )
+
+
+def invalid_page_token(why: str) -> ValidationError:
+    """INVALID_ARGUMENT / INVALID_PAGE_TOKEN."""
+    return ValidationError(
+        f"Invalid page token: {why}.",
+        field_violations=[FieldViolation(field="page_token", description=why)],
+        reason=ConfigErrorReason.INVALID_PAGE_TOKEN,
+        domain=CONFIG_ERROR_DOMAIN,
+    )
+
+
+def invalid_argument(field: str, why: str) -> ValidationError:
+    """INVALID_ARGUMENT (the taxonomy's own reason) for a request field no specific reason
+    covers, such as a negative page size."""
+    return ValidationError(
+        f"Invalid {field}: {why}.",
+        field_violations=[FieldViolation(field=field, description=why)],
+        domain=CONFIG_ERROR_DOMAIN,
+        metadata={"field": field},
     )
 
 

@@ -10,16 +10,24 @@ Each call also runs under an overall deadline, whatever the SDK does inside.
 The credential is created on first use, not at construction: DefaultAzureCredential off
 Azure spends seconds probing for a managed identity, which a service starting without a
 vault (or a test) must not pay.
+
+A CA bundle given as a path is loaded once into one TLS context on the client's own
+aiohttp session: handed to the SDK as `connection_verify`, a path makes its transport
+build a new context for every request, and since aiohttp pools connections per context,
+open a new TLS connection for every read too (about five times the cost of a read).
 """
 
 from __future__ import annotations
 
 import asyncio
+import ssl
 from collections.abc import Callable
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import TYPE_CHECKING
 
+import aiohttp
+from azure.core.pipeline.transport import AioHttpTransport
 from azure.keyvault.secrets.aio import SecretClient
 
 from ._backend import BackendKind, SecretRecord
@@ -169,9 +177,7 @@ class KeyVaultBackend:
                 self._vault_url,
                 credential,
                 verify_challenge_resource=options.verify_challenge_resource,
-                connection_timeout=options.connection_timeout,
-                read_timeout=options.read_timeout,
-                connection_verify=options.connection_verify,
+                **_transport_options(options),
                 retry_total=options.retry_connect + options.retry_read,
                 retry_connect=options.retry_connect,
                 retry_read=options.retry_read,
@@ -181,3 +187,22 @@ class KeyVaultBackend:
                 retry_backoff_max=options.retry_backoff_max,
             )
         return self._client
+
+
+def _transport_options(options: KeyVaultOptions) -> dict[str, object]:
+    """The SecretClient keywords for timeouts and TLS trust (see the module docstring)."""
+    timeouts: dict[str, object] = {
+        "connection_timeout": options.connection_timeout,
+        "read_timeout": options.read_timeout,
+    }
+    if not isinstance(options.connection_verify, str):
+        return {**timeouts, "connection_verify": options.connection_verify}
+    context = ssl.create_default_context(cafile=options.connection_verify)
+    # The options the SDK's transport gives the session it makes itself, plus the context.
+    session = aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(ssl=context),
+        cookie_jar=aiohttp.DummyCookieJar(),
+        auto_decompress=False,
+        trust_env=True,
+    )
+    return {"transport": AioHttpTransport(session=session, session_owner=True, **timeouts)}

@@ -248,6 +248,9 @@ class _VaultServer(ThreadingHTTPServer):
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # The head and the body go out in separate writes: with Nagle's algorithm on, every
+    # answer on a kept-alive connection waits for the client's delayed ACK (~40 ms).
+    disable_nagle_algorithm = True
     server: _VaultServer
 
     def log_message(self, format: str, *args: Any) -> None:

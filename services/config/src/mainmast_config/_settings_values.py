@@ -16,8 +16,11 @@ the backends are shared with secrets, and an operator who stored a secret under 
 name must not see it echoed in an error. A name no backend has fails with NOT_FOUND /
 SETTING_NOT_FOUND.
 
-Which backends hold settings is the composition's choice (the source passed in); settings
-are a name space of their own, so a source of settings should not be the source of secrets.
+Settings are a name space of their own: the service stores the setting `checkout.max-items`
+under the name `settings/checkout.max-items` of its backends (`SETTINGS__CHECKOUT_MAX_ITEMS`
+in the environment, `settings--checkout-max-items` in Key Vault, `settings/checkout.max-items`
+under the files directory), so a setting name never reads a secret, and the secret names
+under `settings/` are not secrets (see `setting_storage_name`).
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ import orjson
 
 from mainmast.errors import FailedPreconditionError, NotFoundError
 
-from ._backend import BackendKind
+from ._backend import BackendKind, SecretRecord
 from ._cache import SecretSource
 from ._errors import CONFIG_ERROR_DOMAIN, ConfigErrorReason
 from ._names import check_name
@@ -41,6 +44,9 @@ JsonValue: TypeAlias = bool | int | float | str | list["JsonValue"] | dict[str, 
 
 SettingValue: TypeAlias = str | int | bool | JsonValue
 """A setting's value in the type asked for."""
+
+SETTINGS_NAMESPACE: Final = "settings/"
+"""The prefix of the backend names that hold settings."""
 
 INT64_MIN: Final = -(2**63)
 """The smallest INT setting."""
@@ -128,22 +134,47 @@ def parse_setting(name: str, text: str, setting_type: SettingType) -> SettingVal
             return _parse_json(name, text)
 
 
+def setting_storage_name(name: str) -> str:
+    """The backend name that holds setting `name`: `settings/<name>`."""
+    return SETTINGS_NAMESPACE + name
+
+
+def is_setting_storage_name(name: str) -> bool:
+    """Whether the backend name `name` holds a setting (and so is not a secret)."""
+    return name.startswith(SETTINGS_NAMESPACE)
+
+
+def typed_setting(name: str, record: SecretRecord, setting_type: SettingType) -> TypedSetting:
+    """Setting `name` from the record that holds it, read as `setting_type`.
+
+    FailedPreconditionError (SETTING_TYPE_MISMATCH) when its text does not parse.
+    """
+    value = parse_setting(name, record.value, setting_type)
+    return TypedSetting(name=name, type=setting_type, value=value, backend=record.backend)
+
+
+def as_setting_error(error: NotFoundError, name: str) -> NotFoundError:
+    """A not-found error of the backend name that holds setting `name`, as the setting's own
+    (SETTING_NOT_FOUND); any other not-found error as it is."""
+    if error.reason != ConfigErrorReason.SECRET_NOT_FOUND:
+        return error
+    return setting_not_found(name)
+
+
 async def read_setting(source: SecretSource, name: str, setting_type: SettingType) -> TypedSetting:
     """The setting `name` from `source` (a chain, or a cache over one), read as `setting_type`.
 
-    ValidationError (INVALID_NAME) for an invalid name, NotFoundError (SETTING_NOT_FOUND)
-    when no backend has it, FailedPreconditionError (SETTING_TYPE_MISMATCH) when its text
-    does not parse, and the source's own errors when a backend is in trouble.
+    `source` is asked for `name` as it is: the caller picks the name space. ValidationError
+    (INVALID_NAME) for an invalid name, NotFoundError (SETTING_NOT_FOUND) when no backend has
+    it, FailedPreconditionError (SETTING_TYPE_MISMATCH) when its text does not parse, and the
+    source's own errors when a backend is in trouble.
     """
     check_name(name)
     try:
         record = await source.get(name)
     except NotFoundError as exc:
-        if exc.reason != ConfigErrorReason.SECRET_NOT_FOUND:
-            raise
-        raise setting_not_found(name) from None
-    value = parse_setting(name, record.value, setting_type)
-    return TypedSetting(name=name, type=setting_type, value=value, backend=record.backend)
+        raise as_setting_error(exc, name) from None
+    return typed_setting(name, record, setting_type)
 
 
 def _parse_int(name: str, text: str) -> int:

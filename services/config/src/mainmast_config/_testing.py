@@ -1,5 +1,6 @@
 """Fakes for testing the config core and what stands on it: a clock that moves when told
-to, a backend that fails on command, and credentials the local Key Vault accepts.
+to, a backend that fails on command, credentials the local Key Vault accepts, and a config
+service on 127.0.0.1 with a raw stub.
 
 They ship with the product, as the local vault does, so that the servicer's tests and the
 benchmarks use the same ones.
@@ -9,15 +10,31 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import socket
 import time
 from collections import deque
-from typing import Any, Final
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Final
 
+import grpc.aio
 from azure.core.credentials import AccessToken
+
+from mainmast.auth import AuthClient
+from mainmast.config.v1 import config_service_pb2_grpc
+from mainmast.runtime import ServiceServer
 
 from ._backend import BackendKind, SecretRecord, versionless_record
 from ._errors import secret_not_found
 from ._local_key_vault import LOCAL_VAULT_TOKEN
+from .service import ConfigService
+
+if TYPE_CHECKING:
+    from azure.core.credentials_async import AsyncTokenCredential
+
+    from ._backend import SecretBackend
+    from .settings import ConfigSettings
 
 WALL_CLOCK_START: Final = 1_750_000_000.0
 """The epoch time a FakeClock's `wall` reads at its start."""
@@ -128,3 +145,77 @@ class SyncVaultCredential:
     def get_token(self, *_scopes: str, **_options: Any) -> AccessToken:
         """A token valid for an hour."""
         return AccessToken(LOCAL_VAULT_TOKEN, int(time.time()) + 3600)
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on at the moment (for a server that must come back
+    on the same port)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def bearer_metadata(token: str) -> tuple[tuple[str, str], ...]:
+    """gRPC call metadata carrying `token` as a bearer token."""
+    return (("authorization", f"Bearer {token}"),)
+
+
+@dataclass(frozen=True)
+class Callers:
+    """A running auth service and access tokens of callers of each kind."""
+
+    target: str
+    """The auth service's address."""
+    auth: AuthClient
+    """A connected client of it."""
+    admin: str = field(repr=False)
+    """A user of tenants/acme holding roles/platform-admin."""
+    payments: str = field(repr=False)
+    """The service account tenants/acme/serviceAccounts/payments-api."""
+    member: str = field(repr=False)
+    """A user of tenants/acme with the member role."""
+    outsider: str = field(repr=False)
+    """A user of tenants/globex with the member role."""
+    payments_client_id: str
+    """The payments service account's client id."""
+    payments_client_secret: str = field(repr=False)
+    """Its client secret."""
+
+
+@dataclass(frozen=True)
+class RunningConfig:
+    """A config service on 127.0.0.1 and a raw stub on it."""
+
+    service: ConfigService
+    """The service."""
+    server: ServiceServer
+    """Its server."""
+    stub: config_service_pb2_grpc.ConfigServiceAsyncStub
+    """A stub on a channel of its own."""
+
+    @property
+    def target(self) -> str:
+        """The service's address."""
+        return f"127.0.0.1:{self.server.port}"
+
+
+@asynccontextmanager
+async def serve_config_service(
+    settings: ConfigSettings,
+    *,
+    backends: Sequence[SecretBackend] | None = None,
+    key_vault_credential: AsyncTokenCredential | None = None,
+) -> AsyncIterator[RunningConfig]:
+    """Run a config service with `settings` (an empty environment for its env backend),
+    and a stub on it, until the block ends."""
+    service = ConfigService(
+        settings, backends=backends, key_vault_credential=key_vault_credential, environ={}
+    )
+    async with ServiceServer(service) as server:
+        channel = grpc.aio.insecure_channel(f"127.0.0.1:{server.port}")
+        try:
+            stub = config_service_pb2_grpc.ConfigServiceStub(channel)
+            yield RunningConfig(service, server, stub)
+        finally:
+            await channel.close(None)

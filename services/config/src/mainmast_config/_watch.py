@@ -100,6 +100,11 @@ class SecretWatcher:
         return self._interval
 
     @property
+    def closed(self) -> bool:
+        """Whether `aclose` has run: no more subscriptions."""
+        return self._closed
+
+    @property
     def watched_names(self) -> frozenset[str]:
         """The names at least one subscriber watches."""
         return frozenset(self._subscribers)
