@@ -1,5 +1,6 @@
 """Fixtures of the llm tests: a local HTTP/1.1 server that tests script to speak a provider's
-wire format, a pooled httpx client, and the wire formats of the providers.
+wire format, a pooled httpx client, the wire formats of the providers, and a real auth
+service on 127.0.0.1 that issues the callers' tokens.
 
 The server is asyncio.start_server with a minimal HTTP/1.1 parser, so a test controls every
 byte: the status, the headers, each chunk of a stream, a pause before the first byte, a
@@ -17,7 +18,13 @@ from typing import Any
 import httpx
 import orjson
 import pytest
+from pydantic import SecretStr
 
+from mainmast.auth import AuthClient, AuthClientConfig
+from mainmast.runtime import ServiceServer
+from mainmast_auth.service import AuthService
+from mainmast_auth.settings import AuthSettings
+from mainmast_auth.testing import grant_platform_admin, seed_tenant
 from mainmast_llm._adapter import ProviderAdapter
 from mainmast_llm._anthropic import AnthropicAdapter
 from mainmast_llm._gemini import GeminiAdapter
@@ -25,6 +32,7 @@ from mainmast_llm._ollama import OllamaAdapter
 from mainmast_llm._openai import AzureOpenAIAdapter, OpenAIAdapter
 
 API_KEY = "sk-test-4f9a1c7e2b8d3a6f5e0c9b1d"
+PASSWORD = "correct horse battery staple"
 
 
 @dataclass(frozen=True)
@@ -476,3 +484,43 @@ def ndjson_line() -> Callable[[Any], str]:
 def api_key() -> str:
     """The made-up key every adapter of the tests is given."""
     return API_KEY
+
+
+@dataclass
+class RunningAuth:
+    """A real auth service on 127.0.0.1, and a client of it that logs users in."""
+
+    service: AuthService
+    target: str
+    """Its address, for the llm service's `auth_target`."""
+    client: AuthClient
+
+    async def token(
+        self, tenant: str, user: str, *, role: str = "member", platform_admin: bool = False
+    ) -> str:
+        """An access token of `user` of `tenant` holding `role`, created on first use."""
+        await seed_tenant(self.service.database, tenant, user, password=PASSWORD, role=role)
+        if platform_admin:
+            await grant_platform_admin(self.service.database, f"{tenant}/users/{user}")
+        # The service follows the policy store by polling; load the new lines now, so the
+        # first decision about this user is made on them.
+        await self.service.policy.refresh()
+        return (await self.client.login(tenant, user, PASSWORD)).access_token
+
+
+@pytest.fixture
+async def auth_server(tmp_path: Any) -> AsyncIterator[RunningAuth]:
+    """An auth service on 127.0.0.1:0 with its own SQLite file, stopped after the test."""
+    database = tmp_path / "auth.db"
+    service = AuthService(
+        AuthSettings(
+            listen="127.0.0.1:0",
+            metrics_listen="",
+            database_url=SecretStr(f"sqlite+aiosqlite:///{database}"),
+            signing_key_encryption_key_file=tmp_path / "sealing.key",
+        )
+    )
+    async with ServiceServer(service) as server:
+        target = f"127.0.0.1:{server.port}"
+        async with AuthClient(config=AuthClientConfig(target=target)) as client:
+            yield RunningAuth(service, target, client)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator, MutableMapping
 from datetime import UTC, datetime, timedelta
@@ -186,6 +187,41 @@ async def test_a_retried_request_id_and_a_rewritten_batch_are_stored_once(
         ledger.record(_record(tenant, 3))  # no request id: never a conflict
         await _eventually(lambda: ledger.counts().written == 5, "second batch written")
     assert await _rows(pool, tenant) == 3
+
+
+async def test_failures_under_a_request_id_are_each_recorded_beside_its_one_success(
+    pool: DatabasePool,
+) -> None:
+    tenant = _tenant()
+    refused = dataclasses.replace(
+        _record(tenant, request_id="req-1"),
+        deployment="",
+        provider=None,
+        model="",
+        prompt_tokens=0,
+        completion_tokens=0,
+        cost_micros=0,
+        outcome=CallOutcome.QUOTA_EXCEEDED,
+    )
+    async with UsageLedger(pool, batch_size=10, flush_interval=0.01) as ledger:
+        ledger.record(refused)
+        ledger.record(dataclasses.replace(refused, record_id=uuid.uuid4().hex))  # refused again
+        ledger.record(_record(tenant, 1, request_id="req-1"))  # then it went through
+        ledger.record(_record(tenant, 2, request_id="req-1"))  # and was sent once more
+        await _eventually(lambda: ledger.counts().written == 4, "the batch written")
+    async with pool.connection() as connection:
+        rows = (
+            await connection.execute(
+                select(usage_records.c.outcome, usage_records.c.provider)
+                .where(usage_records.c.tenant == tenant)
+                .order_by(usage_records.c.outcome)
+            )
+        ).all()
+    assert [tuple(row) for row in rows] == [
+        ("quota_exceeded", ""),
+        ("quota_exceeded", ""),
+        ("succeeded", "openai"),
+    ]
 
 
 async def test_metrics_follow_the_counts(pool: DatabasePool) -> None:

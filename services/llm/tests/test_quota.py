@@ -13,7 +13,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from mainmast.errors import QuotaViolation, RateLimitedError, status_from_error
-from mainmast_llm._completion import LLM_ERROR_DOMAIN, ChatMessage, CompletionRequest, Role
+from mainmast.llm import LLM_ERROR_DOMAIN
+from mainmast_llm._completion import ChatMessage, CompletionRequest, Role
 from mainmast_llm._limits import LimitKind, QuotaPolicy, TenantLimits
 from mainmast_llm._quota import (
     DEFAULT_COMPLETION_TOKENS,

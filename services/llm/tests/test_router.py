@@ -644,6 +644,120 @@ async def test_a_cancelled_probe_lets_the_next_caller_probe():
     assert router.breaker("only").state is BreakerState.CLOSED
 
 
+# --- cancellation -------------------------------------------------------------------------
+
+
+class HangingAdapter(ScriptedAdapter):
+    """Answers nothing: a call waits until it is cancelled; `entered` is set once it waits.
+    Its stream yields `stream_pieces` first."""
+
+    def __init__(self, *, stream_pieces=()) -> None:
+        super().__init__(response(), stream_pieces=stream_pieces)
+        self.entered = asyncio.Event()
+
+    async def complete(self, request, *, deadline=None):
+        self.calls += 1
+        self.entered.set()
+        await asyncio.Event().wait()
+
+    async def stream(self, request, *, deadline=None):
+        self.calls += 1
+        try:
+            for piece in self.stream_pieces:
+                yield TextDelta(piece)
+            self.entered.set()
+            await asyncio.Event().wait()
+        finally:
+            self.closed_streams += 1
+
+
+async def cancelled_error_of(awaitable, started):
+    """Run `awaitable` in a task, cancel it once `started` is set, and return the
+    CancelledError that left it."""
+    caught = []
+
+    async def run():
+        try:
+            await awaitable
+        except asyncio.CancelledError as exc:
+            caught.append(exc)
+            raise
+
+    task = asyncio.create_task(run())
+    await started.wait()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    (error,) = caught
+    return error
+
+
+async def test_a_cancelled_call_carries_its_attempts_the_abandoned_one_last():
+    hanging = HangingAdapter()
+    router = Router(
+        routing(("gpt-4", ["a", "b"]), max_attempts=1),
+        {"a": ScriptedAdapter(server_error(503)), "b": hanging},
+    )
+
+    error = await cancelled_error_of(router.complete(REQUEST, model="gpt-4"), hanging.entered)
+
+    assert [(a.deployment, a.outcome) for a in attempts_of(error)] == [
+        ("a", AttemptOutcome.SERVER_ERROR),
+        ("b", AttemptOutcome.CANCELLED),
+    ]
+
+
+async def test_a_call_cancelled_while_it_waits_to_retry_carries_the_attempts_so_far():
+    waiting = asyncio.Event()
+
+    async def endless_sleep(seconds):
+        waiting.set()
+        await asyncio.Event().wait()
+
+    adapter = ScriptedAdapter(server_error(503))
+    router = Router(routing(("gpt-4", ["a"]), max_attempts=3), {"a": adapter}, sleep=endless_sleep)
+
+    error = await cancelled_error_of(router.complete(REQUEST, model="gpt-4"), waiting)
+
+    assert adapter.calls == 1
+    assert [(a.deployment, a.outcome) for a in attempts_of(error)] == [
+        ("a", AttemptOutcome.SERVER_ERROR)
+    ]
+
+
+async def test_a_cancelled_stream_carries_its_attempts_and_closes_the_upstream_stream():
+    hanging = HangingAdapter(stream_pieces=("Hel",))
+    router = Router(routing(("gpt-4", ["a"])), {"a": hanging})
+
+    async def read_all():
+        async for _ in router.stream(REQUEST, model="gpt-4"):
+            pass
+
+    error = await cancelled_error_of(read_all(), hanging.entered)
+
+    assert hanging.closed_streams == 1
+    assert [(a.deployment, a.outcome) for a in attempts_of(error)] == [
+        ("a", AttemptOutcome.CANCELLED)
+    ]
+
+
+async def test_what_is_thrown_into_a_waiting_stream_comes_back_with_its_attempts():
+    adapter = ScriptedAdapter(response(), stream_pieces=("a", "b"))
+    router = Router(routing(("gpt-4", ["only"])), {"only": adapter})
+    stream = router.stream(REQUEST, model="gpt-4")
+    assert await anext(stream) == TextDelta("a")
+    closing = GeneratorExit()
+
+    with pytest.raises(GeneratorExit) as raised:
+        await stream.athrow(closing)
+
+    assert raised.value is closing
+    assert adapter.closed_streams == 1
+    assert [(a.deployment, a.outcome) for a in attempts_of(closing)] == [
+        ("only", AttemptOutcome.CANCELLED)
+    ]
+
+
 # --- streaming ----------------------------------------------------------------------------
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from mainmast.errors import FailedPreconditionError
+from mainmast.errors import FailedPreconditionError, NotFoundError
 from mainmast_llm._completion import ChatMessage, CompletionRequest, ProviderKind, Role
 from mainmast_llm._dev import DevAdapter
 from mainmast_llm._http_call import deadline_after
@@ -54,8 +54,19 @@ def routing_for(url):
     )
 
 
-async def lookup(name):
-    return {"anthropic-key": ANTHROPIC_KEY}.get(name)
+class ConfigSecrets:
+    """A config service's secrets, as the service reads them: NotFoundError for others."""
+
+    def __init__(self, values):
+        self.values = values
+
+    async def get_secret(self, name):
+        if name not in self.values:
+            raise NotFoundError("Secret", name)
+        return self.values[name]
+
+
+CONFIG = ConfigSecrets({"anthropic-key": ANTHROPIC_KEY})
 
 
 async def test_adapters_carry_the_keys_from_the_environment_and_the_config_service(
@@ -70,7 +81,7 @@ async def test_adapters_carry_the_keys_from_the_environment_and_the_config_servi
         routing_for(provider_server.url),
         http_client,
         environ={"TEST_OPENAI_KEY": OPENAI_KEY},
-        secret_lookup=lookup,
+        secrets=CONFIG,
     )
     router = Router(routing_for(provider_server.url), adapters)
 
@@ -88,30 +99,23 @@ async def test_adapters_carry_the_keys_from_the_environment_and_the_config_servi
 
 
 @pytest.mark.parametrize(
-    ("environ", "secret_lookup", "missing"),
+    ("environ", "secrets", "missing"),
     [
-        ({}, lookup, "environment variable TEST_OPENAI_KEY"),
+        ({}, CONFIG, "environment variable TEST_OPENAI_KEY"),
         ({"TEST_OPENAI_KEY": OPENAI_KEY}, None, "no config service"),
-        ({"TEST_OPENAI_KEY": OPENAI_KEY}, lambda name: _none(), "secret anthropic-key"),
+        ({"TEST_OPENAI_KEY": OPENAI_KEY}, ConfigSecrets({}), "secret anthropic-key"),
     ],
 )
 async def test_a_missing_key_stops_the_build_naming_where_it_was_looked_for(
-    environ, secret_lookup, missing, http_client
+    environ, secrets, missing, http_client
 ):
     with pytest.raises(FailedPreconditionError) as caught:
         await build_adapters(
-            routing_for("http://127.0.0.1:1"),
-            http_client,
-            environ=environ,
-            secret_lookup=secret_lookup,
+            routing_for("http://127.0.0.1:1"), http_client, environ=environ, secrets=secrets
         )
 
     assert caught.value.reason == "PROVIDER_KEY_MISSING"
     assert missing in caught.value.message
-
-
-async def _none():
-    return None
 
 
 async def test_the_zero_config_routing_builds_the_dev_adapter(http_client):

@@ -132,6 +132,24 @@ def test_strings_become_their_enums() -> None:
     assert record.outcome is CallOutcome.RATE_LIMITED
 
 
+def test_a_call_refused_before_routing_is_recorded_without_a_deployment() -> None:
+    record = UsageRecord.priced(
+        PRICES,
+        tenant="acme",
+        subject="tenants/acme/users/olga",
+        model_alias="gpt-4",
+        deployment="",
+        provider=None,
+        model="",
+        prompt_tokens=0,
+        completion_tokens=0,
+        latency=timedelta(0),
+        outcome="quota_exceeded",
+    )
+    assert (record.provider, record.outcome) == (None, CallOutcome.QUOTA_EXCEEDED)
+    assert (record.cost_micros, record.failed) == (0, True)
+
+
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [

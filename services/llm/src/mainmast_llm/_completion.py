@@ -13,9 +13,7 @@ from datetime import timedelta
 from typing import Final
 
 from mainmast.errors import FieldViolation, ValidationError
-
-LLM_ERROR_DOMAIN: Final = "llm.mainmast.dev"
-"""The ErrorInfo domain of the llm service's reasons."""
+from mainmast.llm import LLM_ERROR_DOMAIN
 
 MAX_STOP_SEQUENCES: Final = 4
 """The most stop sequences a request may carry (the providers' common limit)."""

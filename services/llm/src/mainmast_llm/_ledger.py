@@ -346,7 +346,8 @@ class UsageLedger:
 
 
 def _skip_conflicts_insert(backend: str) -> Insert:
-    """INSERT into the ledger that skips rows already there (same record or request id)."""
+    """INSERT into the ledger that skips rows already there (same record, or a success
+    already recorded under the same request id)."""
     if backend == "postgresql":
         return postgresql.insert(usage_records).on_conflict_do_nothing()
     if backend == "sqlite":

@@ -2,9 +2,11 @@
 
 One row per call. The UTC day is stored beside the instant (`usage_date`), so the daily
 totals group by a plain column on SQLite and PostgreSQL alike and the range is an index
-scan. `record_id` is the primary key and (tenant, request_id) is unique, so a batch
-written twice (its first commit's outcome unknown) or a call retried under the same
-request id is stored once: the INSERT skips rows that conflict.
+scan. `record_id` is the primary key and (tenant, request_id) is unique among succeeded
+calls, so a batch written twice (its first commit's outcome unknown) or a successful call
+retried under the same request id is stored once: the INSERT skips rows that conflict.
+Failures are not in that index: a call refused (by a quota, say) and retried under its
+request id until it succeeds leaves a row per refusal and still one for its success.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from sqlalchemy import (
     PrimaryKeyConstraint,
     String,
     Table,
+    text,
 )
 
 from ._usage import NAME_LENGTH, REQUEST_ID_LENGTH, UsageRecord
@@ -33,6 +36,9 @@ NAMING_CONVENTION: Final = {
     "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
     "pk": "pk_%(table_name)s",
 }
+
+SUCCEEDED_ONLY: Final = text("outcome = 'succeeded'")
+"""The rows the request-id index covers: a request id is counted once among successes."""
 
 ledger_metadata: Final = MetaData(naming_convention=NAMING_CONVENTION)
 """The metadata of the llm service's tables (for migrations and their autogenerate check)."""
@@ -59,7 +65,14 @@ usage_records: Final = Table(
     PrimaryKeyConstraint("record_id"),
     Index(None, "tenant", "usage_date", "model_alias"),
     # NULL request ids (calls without one) are distinct on both backends.
-    Index(None, "tenant", "request_id", unique=True),
+    Index(
+        None,
+        "tenant",
+        "request_id",
+        unique=True,
+        sqlite_where=SUCCEEDED_ONLY,
+        postgresql_where=SUCCEEDED_ONLY,
+    ),
 )
 """One row per recorded call."""
 
@@ -74,7 +87,7 @@ def record_row(record: UsageRecord) -> dict[str, Any]:
         "subject": record.subject,
         "model_alias": record.model_alias,
         "deployment": record.deployment,
-        "provider": record.provider.value,
+        "provider": "" if record.provider is None else record.provider.value,
         "model": record.model,
         "prompt_tokens": record.prompt_tokens,
         "completion_tokens": record.completion_tokens,

@@ -9,16 +9,10 @@ from typing import Final
 from google.protobuf import duration_pb2
 
 from mainmast.errors import FieldViolation, ValidationError
+from mainmast.llm import LLM_ERROR_DOMAIN
 from mainmast.llm.v1 import resources_pb2
 
-from ._completion import (
-    LLM_ERROR_DOMAIN,
-    ChatMessage,
-    CompletionRequest,
-    FinishReason,
-    ProviderKind,
-    Role,
-)
+from ._completion import ChatMessage, CompletionRequest, FinishReason, ProviderKind, Role
 from ._routing import ModelAlias
 from ._routing_results import Attempt, AttemptOutcome, RoutedCompletion
 from ._usage_query import DailyUsageTotal

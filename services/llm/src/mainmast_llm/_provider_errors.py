@@ -34,8 +34,9 @@ from mainmast.errors import (
     UnavailableError,
     ValidationError,
 )
+from mainmast.llm import LLM_ERROR_DOMAIN
 
-from ._completion import LLM_ERROR_DOMAIN, ProviderKind
+from ._completion import ProviderKind
 
 # Enough of a provider's explanation to act on, small enough for a status trailer.
 _MAX_DETAIL_LENGTH: Final = 500

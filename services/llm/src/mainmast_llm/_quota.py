@@ -27,8 +27,9 @@ from dataclasses import dataclass, field
 from typing import Final
 
 from mainmast.errors import QuotaViolation, RateLimitedError
+from mainmast.llm import LLM_ERROR_DOMAIN
 
-from ._completion import LLM_ERROR_DOMAIN, CompletionRequest
+from ._completion import CompletionRequest
 from ._limits import LimitKind, QuotaPolicy, Window
 from ._quota_store import Counter, CounterAdjustment, CounterCharge, QuotaStore
 

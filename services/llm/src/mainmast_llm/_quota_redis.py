@@ -18,8 +18,8 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from mainmast.errors import UnavailableError
+from mainmast.llm import LLM_ERROR_DOMAIN
 
-from ._completion import LLM_ERROR_DOMAIN
 from ._quota_store import Counter, CounterAdjustment, CounterCharge
 
 DEFAULT_KEY_PREFIX: Final = "mainmast:llm:quota:"

@@ -12,6 +12,11 @@ and so is one that has its `max_concurrent_requests` in flight.
 One deadline (absolute, on the event loop's clock) bounds the whole walk: no attempt
 outlives it, and no wait reaches it. A stream fails over only while nothing has reached
 the caller; after its first delta, a failure is raised as StreamInterruptedError.
+
+Whatever ends a call without a completion carries the attempts made so far
+(`attempts_of(error)`): a provider failure or routing error, and a cancellation too,
+whose last attempt is then the one abandoned (CANCELLED), so the caller's ledger knows
+where a cancelled call was.
 """
 
 from __future__ import annotations
@@ -19,8 +24,16 @@ from __future__ import annotations
 import asyncio
 import random as random_module
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping, Sequence
-from contextlib import aclosing
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Iterator,
+    Mapping,
+    Sequence,
+)
+from contextlib import aclosing, contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -151,6 +164,17 @@ class _Walk:
         attach_attempts(error, tuple(self.attempts))
         return error
 
+    @contextmanager
+    def attached_to_whatever_ends_it(self) -> Iterator[None]:
+        """Attach the attempts to any exception that leaves the call: a cancellation
+        (CancelledError, or GeneratorExit for a stream closed early) arrives wherever the
+        call waits, with nothing of the walk on it otherwise."""
+        try:
+            yield
+        except BaseException as exc:
+            attach_attempts(exc, tuple(self.attempts))
+            raise
+
 
 async def _closing(events: AsyncIterator[StreamEvent]) -> AsyncGenerator[StreamEvent, None]:
     """`events`, closed when this generator is, so the upstream request is closed too.
@@ -229,22 +253,23 @@ class Router:
         """The completion from the first deployment that answers; see the module docstring."""
         started = time.monotonic()
         walk = _Walk(model)
-        async with aclosing(self._slots(model, fallback_models, deadline, walk)) as slots:
-            async for slot in slots:
-                adapter = self._adapters[slot.deployment.name]
-                attempt_started = time.monotonic()
-                try:
-                    response = await adapter.complete(request, deadline=slot.deadline)
-                except MainmastError as exc:
-                    self._failed(slot, walk, exc, time.monotonic() - attempt_started)
-                    if slot.error is None:
-                        raise walk.decorated(exc) from None
-                    continue
-                except BaseException:
-                    self._abandoned(slot, walk, time.monotonic() - attempt_started)
-                    raise
-                return self._succeeded(slot, walk, response, attempt_started, started)
-        raise walk.final_error()
+        with walk.attached_to_whatever_ends_it():
+            async with aclosing(self._slots(model, fallback_models, deadline, walk)) as slots:
+                async for slot in slots:
+                    adapter = self._adapters[slot.deployment.name]
+                    attempt_started = time.monotonic()
+                    try:
+                        response = await adapter.complete(request, deadline=slot.deadline)
+                    except MainmastError as exc:
+                        self._failed(slot, walk, exc, time.monotonic() - attempt_started)
+                        if slot.error is None:
+                            raise walk.decorated(exc) from None
+                        continue
+                    except BaseException:
+                        self._abandoned(slot, walk, time.monotonic() - attempt_started)
+                        raise
+                    return self._succeeded(slot, walk, response, attempt_started, started)
+            raise walk.final_error()
 
     async def stream(
         self,
@@ -257,37 +282,38 @@ class Router:
         """TextDeltas, then the RoutedCompletion; fails over only before the first delta."""
         started = time.monotonic()
         walk = _Walk(model)
-        async with aclosing(self._slots(model, fallback_models, deadline, walk)) as slots:
-            async for slot in slots:
-                adapter = self._adapters[slot.deployment.name]
-                attempt_started = time.monotonic()
-                output_began = False
-                response: CompletionResponse | None = None
-                try:
-                    events = _closing(adapter.stream(request, deadline=slot.deadline))
-                    async with aclosing(events):
-                        async for event in events:
-                            if isinstance(event, TextDelta):
-                                output_began = True
-                                yield event
-                            else:
-                                response = event
-                    response = _final_response(response, slot.deployment)
-                except MainmastError as exc:
-                    self._failed(slot, walk, exc, time.monotonic() - attempt_started)
-                    if output_began:
-                        raise self._interrupted(slot, walk, exc) from exc
-                    if slot.error is None:
-                        raise walk.decorated(exc) from None
-                    continue
-                except BaseException:
-                    # Cancelled, or the consumer stopped reading (GeneratorExit): the
-                    # adapter's stream is closed, and with it the upstream request.
-                    self._abandoned(slot, walk, time.monotonic() - attempt_started)
-                    raise
-                yield self._succeeded(slot, walk, response, attempt_started, started)
-                return
-        raise walk.final_error()
+        with walk.attached_to_whatever_ends_it():
+            async with aclosing(self._slots(model, fallback_models, deadline, walk)) as slots:
+                async for slot in slots:
+                    adapter = self._adapters[slot.deployment.name]
+                    attempt_started = time.monotonic()
+                    output_began = False
+                    response: CompletionResponse | None = None
+                    try:
+                        events = _closing(adapter.stream(request, deadline=slot.deadline))
+                        async with aclosing(events):
+                            async for event in events:
+                                if isinstance(event, TextDelta):
+                                    output_began = True
+                                    yield event
+                                else:
+                                    response = event
+                        response = _final_response(response, slot.deployment)
+                    except MainmastError as exc:
+                        self._failed(slot, walk, exc, time.monotonic() - attempt_started)
+                        if output_began:
+                            raise self._interrupted(slot, walk, exc) from exc
+                        if slot.error is None:
+                            raise walk.decorated(exc) from None
+                        continue
+                    except BaseException:
+                        # Cancelled, or the consumer stopped reading (GeneratorExit): the
+                        # adapter's stream is closed, and with it the upstream request.
+                        self._abandoned(slot, walk, time.monotonic() - attempt_started)
+                        raise
+                    yield self._succeeded(slot, walk, response, attempt_started, started)
+                    return
+            raise walk.final_error()
 
     async def _slots(
         self,
@@ -302,7 +328,7 @@ class Router:
         stops for a success or a failure it raises.
         """
         now = self._deadline_clock or asyncio.get_running_loop().time
-        for alias_name in self._aliases_of(model, fallback_models):
+        for alias_name in self.aliases_of(model, fallback_models):
             alias = self._routing.aliases[alias_name]
             for deployment in ordered_deployments(alias, self._random):
                 breaker = self._breakers[deployment.name]
@@ -338,7 +364,9 @@ class Router:
                         break
                     await self._sleep(delay)
 
-    def _aliases_of(self, model: str, fallback_models: Sequence[str]) -> list[str]:
+    def aliases_of(self, model: str, fallback_models: Sequence[str] = ()) -> list[str]:
+        """The aliases a call walks, in order, each once; ModelNotFoundError (before any
+        call is made) for a name the routing file does not have."""
         names = list(dict.fromkeys([model, *fallback_models]))
         for name in names:
             if self._routing.alias(name) is None:

@@ -46,8 +46,9 @@ import pydantic
 import yaml
 
 from mainmast.errors import FieldViolation, ValidationError
+from mainmast.llm import LLM_ERROR_DOMAIN
 
-from ._completion import LLM_ERROR_DOMAIN, ProviderKind
+from ._completion import ProviderKind
 from ._dev import DEV_MODEL
 from ._usage import ModelPrice, PriceTable
 

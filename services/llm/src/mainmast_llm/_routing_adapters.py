@@ -1,31 +1,26 @@
 """The adapters of a routing table: one per deployment, its key looked up where the file says.
 
-Keys are read once, when the adapters are built: from the environment for `{env: NAME}`,
-through `secret_lookup` (the config service) for `{secret: NAME}`. A key that cannot be
-found stops the build with FailedPreconditionError naming the deployment and where the
-key was looked for, never a value.
+Keys are read once, when the adapters are built, through `ProviderKeys` (see
+`_provider_keys`): `{env: NAME}` from the environment, `{secret: NAME}` from the config
+service. A key that cannot be found stops the build with FailedPreconditionError naming
+the deployment and where the key was looked for, never a value.
 """
 
 from __future__ import annotations
 
-import os
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping
 
 import httpx
 
-from mainmast.errors import FailedPreconditionError
-
 from ._adapter import ProviderAdapter
 from ._anthropic import ANTHROPIC_BASE_URL, AnthropicAdapter
-from ._completion import LLM_ERROR_DOMAIN, ProviderKind
+from ._completion import ProviderKind
 from ._dev import DevAdapter
 from ._gemini import GEMINI_BASE_URL, GeminiAdapter
 from ._ollama import OLLAMA_BASE_URL, OllamaAdapter
 from ._openai import AZURE_API_VERSION, OPENAI_BASE_URL, AzureOpenAIAdapter, OpenAIAdapter
-from ._routing import Deployment, KeyReference, KeySource, RoutingTable
-
-SecretLookup = Callable[[str], Awaitable[str | None]]
-"""Reads a config-service secret by name; None when there is no such secret."""
+from ._provider_keys import EnvironmentSecrets, ProviderKeys, SecretSource
+from ._routing import Deployment, RoutingTable
 
 
 async def build_adapters(
@@ -33,19 +28,20 @@ async def build_adapters(
     client: httpx.AsyncClient,
     *,
     environ: Mapping[str, str] | None = None,
-    secret_lookup: SecretLookup | None = None,
+    secrets: SecretSource | None = None,
 ) -> dict[str, ProviderAdapter]:
     """An adapter for every deployment of `routing`, by deployment name, all on `client`.
 
-    `environ` defaults to the process environment.
+    `{env: NAME}` keys are read from `environ` (the process environment when None),
+    `{secret: NAME}` keys from `secrets` (None: no config service, so they are missing).
     """
-    environment = os.environ if environ is None else environ
+    keys = ProviderKeys(EnvironmentSecrets(environ), secrets)
     adapters: dict[str, ProviderAdapter] = {}
     for alias in routing.aliases.values():
         for deployment in alias.deployments:
             key = None
             if deployment.key is not None:
-                key = await _key_of(deployment, deployment.key, environment, secret_lookup)
+                key = await keys.key_of(deployment.name, deployment.key)
             adapters[deployment.name] = create_adapter(deployment, client, api_key=key)
     return adapters
 
@@ -97,32 +93,3 @@ def _required(deployment: Deployment, api_key: str | None) -> str:
             f"the {deployment.provider.value} deployment {deployment.name!r} needs a key"
         )
     return api_key
-
-
-async def _key_of(
-    deployment: Deployment,
-    reference: KeyReference,
-    environment: Mapping[str, str],
-    secret_lookup: SecretLookup | None,
-) -> str:
-    if reference.source is KeySource.ENVIRONMENT:
-        value = environment.get(reference.name)
-        where = f"the environment variable {reference.name}"
-    elif secret_lookup is None:
-        value = None
-        where = f"the config-service secret {reference.name} (no config service is configured)"
-    else:
-        value = await secret_lookup(reference.name)
-        where = f"the config-service secret {reference.name}"
-    if not value:
-        raise FailedPreconditionError(
-            f"The key of the deployment {deployment.name!r} is missing: {where} is not set.",
-            reason="PROVIDER_KEY_MISSING",
-            domain=LLM_ERROR_DOMAIN,
-            metadata={
-                "deployment": deployment.name,
-                "key_source": reference.source.value,
-                "key_name": reference.name,
-            },
-        )
-    return value

@@ -19,8 +19,9 @@ from mainmast.errors import (
     RateLimitedError,
     UnavailableError,
 )
+from mainmast.llm import LLM_ERROR_DOMAIN
 
-from ._completion import LLM_ERROR_DOMAIN, CompletionResponse, ProviderKind
+from ._completion import CompletionResponse, ProviderKind
 from ._provider_errors import FailureKind
 
 # Where the attempts ride on an error: errors of many classes (the adapters') carry them,

@@ -1,11 +1,24 @@
 """The LlmService servicer: completions through the router, under quotas, into the ledger.
 
-Each completion call, in order: the caller's tenant and subject (from the runtime's
-authentication hook), the request checked, the tenant's quotas reserved for an estimate,
-the router run under the call's gRPC deadline, the reservation settled with the tokens
-really used (shielded, so a cancelled call still gives back what it did not use), and the
-call recorded in the usage ledger, success or failure. A cancelled call is cancelled where
-it waits, in the router, which closes the provider request.
+Permissions, checked with the auth service for the caller's own tenant (see
+`CallerAuthentication`): Complete and StreamComplete need `llm:complete`, ListModels
+`llm:read`, GetUsage `llm-usage:read`; GetUsage of another tenant, or of every tenant
+(`tenants/-`), needs the platform-admin role too. With `auth_required=false` every caller
+is the dev principal and holds them all.
+
+Each completion call, in order: the caller's permission; the request and its model
+aliases checked; the tenant's quotas reserved for an estimate; the router run under the
+call's gRPC deadline; the reservation settled with the tokens really used (shielded, so
+a cancelled call still gives back what it did not use); and the call recorded in the
+usage ledger.
+
+The ledger records every call a caller was allowed to make, however it ended: succeeded,
+failed at the providers (under its last attempt's deployment), refused by the tenant's
+quotas (QUOTA_EXCEEDED), refused as invalid or for an unknown model (REJECTED), out of
+time, or cancelled. One that ended before any deployment was tried has no deployment,
+provider or model. A caller without a valid token, or without `llm:complete`, made no
+call: it is refused before anything is counted or recorded, and the refusal is logged.
+Recording it would let anyone write rows into a tenant's ledger.
 """
 
 from __future__ import annotations
@@ -13,38 +26,37 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import dataclasses
 import time
 import uuid
-from collections.abc import AsyncGenerator, AsyncIterator, Mapping
-from contextvars import ContextVar
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from types import AsyncGeneratorType
 from typing import Any, Final, cast
 
 import grpc.aio
 import orjson
 
+from mainmast.auth import PLATFORM_ADMIN_ROLE, CallerAuthentication
 from mainmast.db import DatabasePool
 from mainmast.errors import (
+    DeadlineExceededError,
     FieldViolation,
     MainmastError,
+    NotFoundError,
     PermissionDeniedError,
+    RateLimitedError,
     UnavailableError,
     ValidationError,
 )
+from mainmast.llm import LLM_ERROR_DOMAIN
 from mainmast.llm.v1 import llm_service_pb2, llm_service_pb2_grpc, resources_pb2
 from mainmast.logging import get_logger
-from mainmast.runtime import current_principal
+from mainmast.runtime import Principal, current_principal
 
-from ._adapter import ProviderAdapter
-from ._completion import (
-    LLM_ERROR_DOMAIN,
-    CompletionRequest,
-    CompletionResponse,
-    ProviderKind,
-    StreamEvent,
-    TextDelta,
-)
+from ._completion import CompletionRequest, TextDelta
 from ._http_call import deadline_after
 from ._ledger import UsageLedger
 from ._messages import completion_message, completion_request, daily_usage_message, model_message
@@ -52,9 +64,15 @@ from ._quota import Reservation, TenantQuotas, estimate_tokens
 from ._router import RoutedStreamEvent, Router
 from ._routing import RoutingTable
 from ._routing_results import Attempt, RoutedCompletion, attempts_of
-from ._usage import CallOutcome, UsageRecord
+from ._usage import NAME_LENGTH, CallOutcome, UsageRecord
 from ._usage_query import daily_usage, invalid_usage_range, usage_days
 
+COMPLETE_PERMISSION: Final = "llm:complete"
+"""What Complete and StreamComplete need."""
+LIST_MODELS_PERMISSION: Final = "llm:read"
+"""What ListModels needs."""
+USAGE_PERMISSION: Final = "llm-usage:read"
+"""What GetUsage needs (and platform admin for other tenants)."""
 DEFAULT_PAGE_SIZE: Final = 50
 """ListModels' page size when the request sets none."""
 MAX_PAGE_SIZE: Final = 1000
@@ -72,77 +90,18 @@ _Context = grpc.aio.ServicerContext[Any, Any]
 
 
 @dataclass(frozen=True, slots=True)
-class _TriedDeployment:
-    name: str
-    provider: ProviderKind
-    model: str
-
-
-# The deployments a call has sent requests to, in order, one list per call (per task). A
-# cancellation reaches the servicer as a bare CancelledError without the router's attempts,
-# and the ledger still has to know where the cancelled call was.
-_TRIED_DEPLOYMENTS: ContextVar[list[_TriedDeployment] | None] = ContextVar(
-    "mainmast_llm_tried_deployments", default=None
-)
-
-
-class TrackedAdapter:
-    """An adapter that notes, for the call in progress, that its deployment was tried."""
-
-    def __init__(self, deployment: str, adapter: ProviderAdapter) -> None:
-        self._deployment = _TriedDeployment(deployment, adapter.provider, adapter.model)
-        self._adapter = adapter
-
-    @property
-    def provider(self) -> ProviderKind:
-        """The wrapped adapter's provider."""
-        return self._adapter.provider
-
-    @property
-    def model(self) -> str:
-        """The wrapped adapter's model."""
-        return self._adapter.model
-
-    def _note(self) -> None:
-        tried = _TRIED_DEPLOYMENTS.get()
-        if tried is not None:
-            tried.append(self._deployment)
-
-    async def complete(
-        self, request: CompletionRequest, *, deadline: float | None = None
-    ) -> CompletionResponse:
-        """The wrapped adapter's completion, the try noted first."""
-        self._note()
-        return await self._adapter.complete(request, deadline=deadline)
-
-    def stream(
-        self, request: CompletionRequest, *, deadline: float | None = None
-    ) -> AsyncIterator[StreamEvent]:
-        """The wrapped adapter's stream itself (the router closes it), the try noted first."""
-        self._note()
-        return self._adapter.stream(request, deadline=deadline)
-
-
-def tracked_adapters(adapters: Mapping[str, ProviderAdapter]) -> dict[str, ProviderAdapter]:
-    """`adapters` (by deployment name), each wrapped in a TrackedAdapter for the servicer."""
-    return {name: TrackedAdapter(name, adapter) for name, adapter in adapters.items()}
-
-
-@dataclass(frozen=True, slots=True)
 class _Call:
-    """One completion call, checked: who asks, what, of which models."""
+    """One completion call of an authorised caller: who asks, of which models, when."""
 
     tenant: str
     subject: str
-    request: CompletionRequest
     model: str
     fallback_models: tuple[str, ...]
     request_id: str
+    """The call's request id; empty when it has none (or sent one that is no UUID)."""
     deadline: float | None
     started: float
     """When the call began, on the monotonic clock."""
-    tried: list[_TriedDeployment]
-    """The deployments sent a request so far (see TrackedAdapter)."""
 
 
 def tenant_id(tenant: str) -> str:
@@ -173,8 +132,45 @@ def _checked_request_id(request_id: str) -> str:
         ) from None
 
 
+def _outcome_before_routing(error: BaseException) -> CallOutcome:
+    """How a call ended that no deployment was tried for."""
+    if isinstance(error, asyncio.CancelledError | GeneratorExit):
+        return CallOutcome.CANCELLED
+    if isinstance(error, RateLimitedError):  # the router's own carry attempts
+        return CallOutcome.QUOTA_EXCEEDED
+    if isinstance(error, DeadlineExceededError):
+        return CallOutcome.TIMED_OUT
+    if isinstance(error, ValidationError | NotFoundError):
+        return CallOutcome.REJECTED
+    return CallOutcome.SERVER_ERROR
+
+
+async def _close_routed_stream(
+    events: AsyncGeneratorType[RoutedStreamEvent, None], failure: BaseException | None
+) -> None:
+    """Close the router's stream (and with it the upstream request).
+
+    A failure that reached the servicer while the router's stream waited at its own
+    `yield` (the call cancelled while a delta was being sent) is thrown into it, so the
+    router attaches its attempts to it, as it does to whatever else ends a call.
+    """
+    if failure is None or events.ag_frame is None:  # no failure, or it came from the router
+        await events.aclose()
+        return
+    try:
+        await events.athrow(failure)
+    except BaseException as raised:
+        if raised is not failure:
+            raise
+    else:  # the router does not swallow what ends a call; closing is all that is left
+        await events.aclose()
+
+
 class LlmServicer(llm_service_pb2_grpc.LlmServiceServicer):
-    """`mainmast.llm.v1.LlmService` over a router, tenant quotas and a usage ledger."""
+    """`mainmast.llm.v1.LlmService` over a router, tenant quotas and a usage ledger.
+
+    `callers` checks the permissions of the principal the runtime authenticated.
+    """
 
     def __init__(
         self,
@@ -184,12 +180,14 @@ class LlmServicer(llm_service_pb2_grpc.LlmServiceServicer):
         quotas: TenantQuotas,
         ledger: UsageLedger,
         ledger_pool: DatabasePool,
+        callers: CallerAuthentication,
     ) -> None:
         self._routing = routing
         self._router = router
         self._quotas = quotas
         self._ledger = ledger
         self._ledger_pool = ledger_pool
+        self._callers = callers
         self._logger = get_logger("mainmast_llm.servicer")
         # Settlements outlive a cancelled call; the set keeps their tasks alive until done.
         self._settling: set[asyncio.Task[None]] = set()
@@ -198,6 +196,7 @@ class LlmServicer(llm_service_pb2_grpc.LlmServiceServicer):
         self, request: llm_service_pb2.ListModelsRequest, context: _Context
     ) -> llm_service_pb2.ListModelsResponse:
         """A page of the routing file's aliases, ordered by alias."""
+        await self._require(current_principal(), LIST_MODELS_PERMISSION)
         if request.page_size < 0:
             raise ValidationError(
                 "page_size must not be negative.",
@@ -217,20 +216,18 @@ class LlmServicer(llm_service_pb2_grpc.LlmServiceServicer):
         self, request: llm_service_pb2.CompleteRequest, context: _Context
     ) -> llm_service_pb2.CompleteResponse:
         """One completion, with its usage and attempts."""
-        call = self._checked_call(request.input, request.request_id, context)
-        reservation = await self._reserve(call)
+        call, completion = await self._start_call(request.input, request.request_id, context)
+        reservation = await self._reserve(call, completion)
         tokens_used = 0
         try:
-            routed = await self._router.complete(
-                call.request,
-                model=call.model,
-                fallback_models=call.fallback_models,
-                deadline=call.deadline,
-            )
+            with self._recording_failure(call):
+                routed = await self._router.complete(
+                    completion,
+                    model=call.model,
+                    fallback_models=call.fallback_models,
+                    deadline=call.deadline,
+                )
             tokens_used = routed.response.total_tokens
-        except BaseException as exc:
-            self._record_failure(call, exc)
-            raise
         finally:
             await self._settle(reservation, tokens_used)
         self._record_success(call, routed)
@@ -240,17 +237,18 @@ class LlmServicer(llm_service_pb2_grpc.LlmServiceServicer):
         self, request: llm_service_pb2.StreamCompleteRequest, context: _Context
     ) -> AsyncIterator[llm_service_pb2.StreamCompleteResponse]:
         """Text deltas, then the whole completion with its usage and attempts."""
-        call = self._checked_call(request.input, request.request_id, context)
-        reservation = await self._reserve(call)
+        call, completion = await self._start_call(request.input, request.request_id, context)
+        reservation = await self._reserve(call, completion)
         # A stream that failed after text was sent used tokens nobody counted for us: the
         # estimate stays charged.
         tokens_used = 0
         routed: RoutedCompletion | None = None
+        failure: BaseException | None = None
         # Router.stream is an async generator; closing it closes the provider request.
         events = cast(
-            "AsyncGenerator[RoutedStreamEvent, None]",
+            "AsyncGeneratorType[RoutedStreamEvent, None]",
             self._router.stream(
-                call.request,
+                completion,
                 model=call.model,
                 fallback_models=call.fallback_models,
                 deadline=call.deadline,
@@ -267,11 +265,13 @@ class LlmServicer(llm_service_pb2_grpc.LlmServiceServicer):
                     routed = event
                     tokens_used = routed.response.total_tokens
         except BaseException as exc:
-            self._record_failure(call, exc)
+            failure = exc
             raise
         finally:
-            await events.aclose()
+            await _close_routed_stream(events, failure)
             await self._settle(reservation, tokens_used)
+            if failure is not None:
+                self._record_failure(call, failure)
         if routed is None:  # the router promises a final completion; say so if it broke that
             raise RuntimeError("the routed stream ended without its completion")
         self._record_success(call, routed)
@@ -281,8 +281,9 @@ class LlmServicer(llm_service_pb2_grpc.LlmServiceServicer):
         self, request: llm_service_pb2.GetUsageRequest, context: _Context
     ) -> llm_service_pb2.GetUsageResponse:
         """Usage by tenant, model alias and UTC day over the requested range."""
-        own_tenant = tenant_id(current_principal().tenant)
-        tenant = _usage_tenant(request.tenant, own_tenant)
+        principal = current_principal()
+        await self._require(principal, USAGE_PERMISSION)
+        tenant = self._usage_tenant(request.tenant, principal)
         start, end = _usage_range(request)
         try:
             totals = await daily_usage(
@@ -305,35 +306,71 @@ class LlmServicer(llm_service_pb2_grpc.LlmServiceServicer):
             ]
         )
 
-    def _checked_call(
+    async def _require(self, principal: Principal, permission: str) -> None:
+        try:
+            await self._callers.require(principal, permission)
+        except PermissionDeniedError as exc:
+            self._logger.warning("llm.call_refused", reason=exc.reason, permission=permission)
+            raise
+
+    def _usage_tenant(self, requested: str, principal: Principal) -> str | None:
+        """The tenant id GetUsage reads for `principal`; None for every tenant.
+
+        Its own tenant is the default; another tenant, or every tenant (`tenants/-`),
+        needs the platform-admin role among the roles of the caller's token.
+        """
+        own_tenant = tenant_id(principal.tenant)
+        if not requested:
+            return own_tenant
+        if requested != ALL_TENANTS and (
+            not requested.startswith(TENANT_PREFIX) or not tenant_id(requested)
+        ):
+            raise ValidationError(
+                f"The tenant {requested!r} is not a tenant resource name like 'tenants/acme'.",
+                field_violations=[
+                    FieldViolation("tenant", "must be 'tenants/<id>' or 'tenants/-'")
+                ],
+            )
+        if requested != ALL_TENANTS and tenant_id(requested) == own_tenant:
+            return own_tenant
+        if self._callers.required and PLATFORM_ADMIN_ROLE not in principal.roles:
+            raise PermissionDeniedError(
+                f"Reading the usage of {requested!r} needs platform admin.",
+                reason="TENANT_ACCESS_DENIED",
+                domain=LLM_ERROR_DOMAIN,
+                metadata={"tenant": requested},
+            )
+        return None if requested == ALL_TENANTS else tenant_id(requested)
+
+    async def _start_call(
         self, message: resources_pb2.CompletionInput, request_id: str, context: _Context
-    ) -> _Call:
+    ) -> tuple[_Call, CompletionRequest]:
+        """The call of an authorised caller and its checked request; a bad request is
+        recorded as a rejected call and raised."""
         principal = current_principal()
-        tried: list[_TriedDeployment] = []
-        # Each call runs in a task of its own, so this binds the list to this call only.
-        _TRIED_DEPLOYMENTS.set(tried)
-        return _Call(
+        await self._require(principal, COMPLETE_PERMISSION)
+        call = _Call(
             tenant=tenant_id(principal.tenant),
             subject=principal.subject,
-            request=completion_request(message),
             model=message.model,
             fallback_models=tuple(message.fallback_models),
-            request_id=_checked_request_id(request_id),
+            request_id="",
             deadline=call_deadline(context),
             started=time.monotonic(),
-            tried=tried,
         )
+        with self._recording_failure(call):
+            call = dataclasses.replace(call, request_id=_checked_request_id(request_id))
+        with self._recording_failure(call):
+            completion = completion_request(message)
+            # An unknown model is refused before the quotas count the call.
+            self._router.aliases_of(call.model, call.fallback_models)
+        return call, completion
 
-    async def _reserve(self, call: _Call) -> Reservation:
-        try:
+    async def _reserve(self, call: _Call, request: CompletionRequest) -> Reservation:
+        with self._recording_failure(call):
             return await self._quotas.reserve(
-                call.tenant, estimated_tokens=estimate_tokens(call.request)
+                call.tenant, estimated_tokens=estimate_tokens(request)
             )
-        except MainmastError as exc:
-            self._logger.warning(
-                "llm.call_refused", model_alias=call.model, reason=exc.reason, tenant=call.tenant
-            )
-            raise
 
     async def _settle(self, reservation: Reservation, tokens_used: int) -> None:
         """Settle `reservation`; it completes even when the call is cancelled meanwhile."""
@@ -387,42 +424,51 @@ class LlmServicer(llm_service_pb2_grpc.LlmServiceServicer):
             )
         )
 
-    def _record_failure(self, call: _Call, error: BaseException) -> None:
-        """Record a failed call under its last attempt; log every attempt.
+    @contextmanager
+    def _recording_failure(self, call: _Call) -> Iterator[None]:
+        """Record the call as failed when anything ends it inside the block."""
+        try:
+            yield
+        except BaseException as exc:
+            self._record_failure(call, exc)
+            raise
 
-        A call that failed before any deployment was tried (an unknown model, a deadline
-        already past) names no deployment or provider, which a usage record needs; the
-        log line is its trace.
-        """
+    def _record_failure(self, call: _Call, error: BaseException) -> None:
+        """Record a failed call under its last attempt (the router attaches them to
+        whatever ends a call, a cancellation included), or under no deployment when it
+        ended before routing; log every attempt."""
         attempts = attempts_of(error)
         reason = error.reason if isinstance(error, MainmastError) else type(error).__name__
+        # The caller chose the alias; the ledger keeps names of a bounded length.
+        model_alias = call.model[:NAME_LENGTH]
         self._logger.warning(
             "llm.call_failed",
-            model_alias=call.model,
+            model_alias=model_alias,
             reason=reason,
             attempts=[_attempt_log(attempt) for attempt in attempts],
         )
-        cancelled = isinstance(error, asyncio.CancelledError)
         if attempts:
             last = attempts[-1]
-            alias = last.model_alias
-            tried = _TriedDeployment(last.deployment, last.provider, last.model)
+            cancelled = isinstance(error, asyncio.CancelledError | GeneratorExit)
             outcome = CallOutcome.CANCELLED if cancelled else CallOutcome(last.outcome.value)
-        elif cancelled and call.tried:
-            tried = call.tried[-1]
-            alias = self._alias_of(tried.name, call)
-            outcome = CallOutcome.CANCELLED
+            model_alias, deployment, provider, model = (
+                last.model_alias,
+                last.deployment,
+                last.provider,
+                last.model,
+            )
         else:
-            return
+            outcome = _outcome_before_routing(error)
+            deployment, provider, model = "", None, ""
         self._ledger.record(
             UsageRecord.priced(
                 self._routing.prices,
                 tenant=call.tenant,
                 subject=call.subject,
-                model_alias=alias,
-                deployment=tried.name,
-                provider=tried.provider,
-                model=tried.model,
+                model_alias=model_alias,
+                deployment=deployment,
+                provider=provider,
+                model=model,
                 prompt_tokens=0,
                 completion_tokens=0,
                 latency=timedelta(seconds=time.monotonic() - call.started),
@@ -430,14 +476,6 @@ class LlmServicer(llm_service_pb2_grpc.LlmServiceServicer):
                 request_id=call.request_id,
             )
         )
-
-    def _alias_of(self, deployment: str, call: _Call) -> str:
-        """Which of the call's aliases `deployment` served (deployment names are unique)."""
-        for name in (call.model, *call.fallback_models):
-            alias = self._routing.alias(name)
-            if alias is not None and any(d.name == deployment for d in alias.deployments):
-                return name
-        return call.model
 
 
 def _attempt_log(attempt: Attempt) -> dict[str, object]:
@@ -471,31 +509,6 @@ def _page_token_alias(token: str) -> str | None:
             domain=LLM_ERROR_DOMAIN,
         )
     return after
-
-
-def _usage_tenant(requested: str, own_tenant: str) -> str:
-    """The tenant id GetUsage reads for a caller of `own_tenant`.
-
-    Every tenant (`tenants/-`) and other tenants need platform admin, which principals do
-    not carry yet, so they are refused.
-    """
-    if not requested:
-        return own_tenant
-    if requested != ALL_TENANTS and (
-        not requested.startswith(TENANT_PREFIX) or not tenant_id(requested)
-    ):
-        raise ValidationError(
-            f"The tenant {requested!r} is not a tenant resource name like 'tenants/acme'.",
-            field_violations=[FieldViolation("tenant", "must be 'tenants/<id>' or 'tenants/-'")],
-        )
-    if requested == ALL_TENANTS or tenant_id(requested) != own_tenant:
-        raise PermissionDeniedError(
-            f"Reading the usage of {requested!r} needs platform admin.",
-            reason="TENANT_ACCESS_DENIED",
-            domain=LLM_ERROR_DOMAIN,
-            metadata={"tenant": requested},
-        )
-    return own_tenant
 
 
 def _usage_range(request: llm_service_pb2.GetUsageRequest) -> tuple[datetime, datetime]:

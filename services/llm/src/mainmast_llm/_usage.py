@@ -30,7 +30,12 @@ _MICROS_PER_1K_UNITS: Final = Decimal(1000)
 
 
 class CallOutcome(enum.StrEnum):
-    """How a call ended, as the contract's Attempt.Outcome names it."""
+    """How a call ended: as the contract's Attempt.Outcome names it, or QUOTA_EXCEEDED.
+
+    A call that ended before any deployment was tried (refused by the tenant's quotas,
+    invalid input, an unknown model, a deadline already past, cancelled while waiting)
+    is recorded without a deployment, provider or model.
+    """
 
     SUCCEEDED = "succeeded"
     RATE_LIMITED = "rate_limited"
@@ -41,6 +46,8 @@ class CallOutcome(enum.StrEnum):
     REJECTED = "rejected"
     CIRCUIT_OPEN = "circuit_open"
     CANCELLED = "cancelled"
+    QUOTA_EXCEEDED = "quota_exceeded"
+    """Refused before routing: a rate limit or token budget of the tenant was reached."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,7 +118,9 @@ class UsageRecord:
     subject: str
     model_alias: str
     deployment: str
-    provider: ProviderKind
+    """Empty for a call that ended before any deployment was tried."""
+    provider: ProviderKind | None
+    """None for a call that ended before any deployment was tried."""
     model: str
     prompt_tokens: int
     completion_tokens: int
@@ -140,7 +149,8 @@ class UsageRecord:
             raise ValueError(f"latency must not be negative, got {self.latency}")
         if self.occurred_at.tzinfo is None:
             raise ValueError("occurred_at must be time-zone aware")
-        object.__setattr__(self, "provider", ProviderKind(self.provider))
+        if self.provider is not None:
+            object.__setattr__(self, "provider", ProviderKind(self.provider))
         object.__setattr__(self, "outcome", CallOutcome(self.outcome))
         object.__setattr__(self, "occurred_at", self.occurred_at.astimezone(UTC))
 
@@ -153,7 +163,7 @@ class UsageRecord:
         subject: str,
         model_alias: str,
         deployment: str,
-        provider: ProviderKind,
+        provider: ProviderKind | None,
         model: str,
         prompt_tokens: int,
         completion_tokens: int,

@@ -15,8 +15,8 @@ from sqlalchemy import case, func, select
 
 from mainmast.db import DatabasePool
 from mainmast.errors import FieldViolation, ValidationError
+from mainmast.llm import LLM_ERROR_DOMAIN
 
-from ._completion import LLM_ERROR_DOMAIN
 from ._ledger_schema import usage_records
 from ._usage import CallOutcome
 

@@ -5,50 +5,47 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 from collections.abc import Mapping
-from typing import ClassVar, Final
+from typing import ClassVar
 
 import grpc.aio
 import httpx
 from prometheus_client import CollectorRegistry
 
+from mainmast.auth import CallerAuthentication
 from mainmast.db import DatabasePool
 from mainmast.llm.v1 import llm_service_pb2_grpc
 from mainmast.logging import get_logger
-from mainmast.runtime import Authenticate, Metadata, Principal, Service
+from mainmast.runtime import Authenticate, Service
 
 from ._ledger import UsageLedger
 from ._ledger_migrations import migrate_database
 from ._limits import QuotaPolicy
+from ._provider_keys import SecretSource
 from ._quota import TenantQuotas
 from ._quota_stores import open_quota_store
 from ._router import Router
 from ._routing import RoutingTable, default_routing, load_routing
 from ._routing_adapters import build_adapters
-from ._servicer import LlmServicer, tracked_adapters
+from ._servicer import LlmServicer
 from ._usage import PriceTable
 from .settings import LlmSettings
-
-DEV_PRINCIPAL: Final = Principal(tenant="dev", subject="dev-unauthenticated-caller")
-"""Who every caller is when the service has no authenticator: named so nobody mistakes it."""
-
-
-async def authenticate_as_dev_principal(method: str, metadata: Metadata) -> Principal:
-    """The zero-config authentication hook: every caller is DEV_PRINCIPAL, unchecked."""
-    return DEV_PRINCIPAL
 
 
 class LlmService(Service[LlmSettings]):
     """`mainmast.llm.v1.LlmService` in one process.
 
-    `startup()` loads the routing file (or the zero-config dev routing), opens one pooled
-    HTTP client for every provider adapter, the quota store, the ledger's database
+    `startup()` starts the callers' authentication (connecting to the auth service in
+    the background), loads the routing file (or the zero-config dev routing), opens one
+    pooled HTTP client for every provider adapter, the quota store, the ledger's database
     (migrated) and the usage ledger; `shutdown()` flushes the ledger and closes them all.
 
-    `authenticate` is the hook that turns a call's metadata into a Principal; without one
-    every caller is DEV_PRINCIPAL, which the startup log says loudly. `registry` takes
-    the ledger's metrics (when None, the server's, so they appear on its /metrics);
-    `environ` is where `{env: NAME}` provider keys are read (the process environment when
-    None).
+    Every call is authenticated by its bearer token (see `CallerAuthSettings`; with
+    `auth_required=false` every caller is the dev principal, which the startup log says
+    loudly) and its permissions are checked as `LlmServicer` says. `registry` takes the
+    ledger's metrics (when None, the server's, so they appear on its /metrics). Provider
+    keys written `{env: NAME}` are read from `environ` (the process environment when
+    None), keys written `{secret: NAME}` from `secrets`, the config service; without
+    one, a routing file that names a secret does not start.
     """
 
     name: ClassVar[str] = "llm"
@@ -58,14 +55,15 @@ class LlmService(Service[LlmSettings]):
         self,
         settings: LlmSettings,
         *,
-        authenticate: Authenticate | None = None,
         registry: CollectorRegistry | None = None,
         environ: Mapping[str, str] | None = None,
+        secrets: SecretSource | None = None,
     ) -> None:
         super().__init__(settings)
-        self._authenticate = authenticate
         self._registry = registry
         self._environ = environ
+        self._secrets = secrets
+        self._callers = CallerAuthentication(settings)
         self._resources = contextlib.AsyncExitStack()
         self._servicer: LlmServicer | None = None
 
@@ -88,6 +86,8 @@ class LlmService(Service[LlmSettings]):
         logger = get_logger("mainmast_llm.service")
         routing = self.routing()
         try:
+            await self._callers.start()
+            self._resources.push_async_callback(self._callers.close)
             client = httpx.AsyncClient(
                 # Each adapter bounds its call by the deployment's timeout and the call's
                 # deadline, so the client adds no timeouts of its own.
@@ -96,8 +96,12 @@ class LlmService(Service[LlmSettings]):
                 trust_env=self.settings.http_trust_env,
             )
             self._resources.push_async_callback(client.aclose)
-            adapters = await build_adapters(routing, client, environ=self._environ)
-            router = Router(routing, tracked_adapters(adapters))
+            # Where the config service's client comes in once the SDK has one: `secrets`
+            # is any object with `async get_secret(name) -> str` (NotFoundError if none).
+            adapters = await build_adapters(
+                routing, client, environ=self._environ, secrets=self._secrets
+            )
+            router = Router(routing, adapters)
             store = await open_quota_store(self.settings.quota_store_url)
             self._resources.push_async_callback(store.close)
             quotas = TenantQuotas(store, QuotaPolicy(default=self.settings.tenant_limits()))
@@ -113,26 +117,30 @@ class LlmService(Service[LlmSettings]):
             await self._resources.aclose()
             raise
         self._servicer = LlmServicer(
-            routing=routing, router=router, quotas=quotas, ledger=ledger, ledger_pool=pool
+            routing=routing,
+            router=router,
+            quotas=quotas,
+            ledger=ledger,
+            ledger_pool=pool,
+            callers=self._callers,
         )
-        if self._authenticate is None:
-            logger.warning(
-                "llm.unauthenticated",
-                detail="no authenticator configured: every caller is the dev principal",
-                tenant=DEV_PRINCIPAL.tenant,
-                subject=DEV_PRINCIPAL.subject,
-            )
-        logger.info("llm.ready", models=sorted(routing.aliases), quota_store=repr(store))
+        logger.info(
+            "llm.ready",
+            models=sorted(routing.aliases),
+            quota_store=repr(store),
+            auth_required=self._callers.required,
+        )
 
     def register(self, server: grpc.aio.Server) -> None:
         """Add the LlmService servicer to `server` (after `startup()`)."""
         llm_service_pb2_grpc.add_LlmServiceServicer_to_server(self.servicer, server)
 
     def authenticator(self) -> Authenticate:
-        """The configured hook, or the dev principal's when there is none."""
-        return self._authenticate or authenticate_as_dev_principal
+        """Each caller's Principal from its bearer token (the dev principal in dev mode)."""
+        return self._callers.authenticator()
 
     async def shutdown(self) -> None:
-        """Flush the ledger, then close its database, the quota store and the HTTP client."""
+        """Flush the ledger, then close its database, the quota store, the HTTP client and
+        the callers' authentication."""
         self._servicer = None
         await self._resources.aclose()

@@ -7,14 +7,20 @@ from pathlib import Path
 from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
+from mainmast.auth import CallerAuthSettings
 from mainmast.db import default_sqlite_url
-from mainmast.runtime import ListenAddress, OptionalListenAddress, ServiceSettings
+from mainmast.runtime import ListenAddress, OptionalListenAddress
 
 from ._limits import TenantLimits
 
 
-class LlmSettings(ServiceSettings):
-    """The llm service's settings; every field has a working default."""
+class LlmSettings(CallerAuthSettings):
+    """The llm service's settings; every field has a working default.
+
+    Callers authenticate with mainmast access tokens, verified against the auth service
+    at `auth_target` (`MAINMAST_LLM_AUTH_TARGET`, ...; see CallerAuthSettings);
+    `auth_required=false` lets every caller in as the dev principal, for one machine.
+    """
 
     model_config = SettingsConfigDict(env_prefix="MAINMAST_LLM_")
 
