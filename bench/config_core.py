@@ -10,8 +10,10 @@ Azure SDK called directly, both reading the same local Key Vault over HTTPS.
 3. The vault down: after a cached entry has expired, the vault stops and 1000 reads of
    the name follow. Failed reads. Target: zero for the cache.
 
-The gRPC GetSecret figures (and netrun-config's cache on the same vault) belong to the
-servicer's benchmark; this one measures the core the servicer stands on.
+The vault is `bench._config_vault.local_vault()` (the local vault without its Nagle stall)
+and the direct client `bench._config_vault.sdk_client()` (one TLS context for the vault's
+certificate authority). The gRPC GetSecret figures, and netrun-config's cache on the same
+vault, are bench/config_grpc.py's; this one measures the core the servicer stands on.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from typing import Any
 
 from azure.keyvault.secrets.aio import SecretClient
 
+from bench._config_vault import local_vault, sdk_client
 from mainmast.errors import MainmastError
 from mainmast_config._cache import CacheOptions, CacheState, SecretCache
 from mainmast_config._chain import BackendChain
@@ -51,16 +54,9 @@ def _options(vault: LocalKeyVault) -> KeyVaultOptions:
 
 
 def _sdk_client(vault: LocalKeyVault) -> SecretClient:
-    # The SDK as a team would set it up, but with our timeouts, so a down vault fails fast.
-    return SecretClient(
-        vault.url,
-        VaultCredential(),
-        verify_challenge_resource=False,
-        connection_verify=vault.ca_path,
-        connection_timeout=3.0,
-        read_timeout=10.0,
-        retry_backoff_factor=0.0,
-    )
+    # The SDK as a team would set it up (one TLS context for the vault's CA), with our
+    # timeouts, so a down vault fails fast.
+    return sdk_client(vault.url, vault.ca_path)
 
 
 def _percentiles(samples_ns: list[int]) -> dict[str, float]:
@@ -136,7 +132,7 @@ async def bench_storm(vault: LocalKeyVault) -> dict[str, dict[str, float]]:
 
 async def bench_vault_down() -> dict[str, dict[str, float]]:
     """Failed reads of a cached, expired name while the vault is down."""
-    vault = LocalKeyVault()
+    vault = local_vault()
     vault.start()
     vault.set_secret("database-password", "v")
     backend = KeyVaultBackend(vault.url, credential=VaultCredential(), options=_options(vault))
@@ -166,7 +162,7 @@ async def bench_vault_down() -> dict[str, dict[str, float]]:
         await client.close()
         await cache.aclose()
         await backend.aclose()
-        vault.stop()
+        vault.close()
     return {
         "cache": {"reads": DOWN_READS, "failed_reads": failed, **states},
         "sdk_direct": {"reads": DOWN_DIRECT_READS, "failed_reads": direct_failed},
@@ -192,7 +188,7 @@ def _table(reads: dict[str, Any], storm: dict[str, Any], down: dict[str, Any]) -
 
 
 async def _run() -> dict[str, Any]:
-    with LocalKeyVault() as vault:
+    with local_vault() as vault:
         print("Reads of one name:", flush=True)
         reads = await bench_reads(vault)
         print("A storm of 1000 concurrent reads of a cold name:", flush=True)
