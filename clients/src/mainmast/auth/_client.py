@@ -12,24 +12,16 @@ take the caller's access token as `bearer_token`, sent as `authorization: Bearer
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from types import TracebackType
-from typing import Final, Literal, Self, TypeVar
+from typing import Final, Literal
 
 import grpc
 import grpc.aio
-from google.protobuf.message import Message
 
-from mainmast.errors import (
-    InternalError,
-    UnauthenticatedError,
-    ValidationError,
-    translate_rpc_errors,
-)
-from mainmast.tracing import client_interceptors
+from mainmast._grpc_client import GrpcClient, check_client_config
+from mainmast.errors import InternalError, UnauthenticatedError, ValidationError
 
 from ._jwks import ASYMMETRIC_ALGORITHMS, KeySet
 from ._jwks_cache import AsyncRevocationCheck, FetchedJwks, JwksCache
@@ -50,9 +42,6 @@ from ._results import (
 from ._ttl_cache import TtlLruCache
 from ._verify import VerificationPolicy, VerifiedToken
 from .v1 import auth_service_pb2, auth_service_pb2_grpc, resources_pb2
-
-_Request = TypeVar("_Request", bound=Message)
-_Response = TypeVar("_Response", bound=Message)
 
 MAX_BATCH_CHECKS: Final = 1000
 """BatchCheck takes at most this many checks; `check_many` splits longer lists."""
@@ -96,11 +85,7 @@ class AuthClientConfig:
     """Extra grpc channel options, e.g. `(("grpc.keepalive_time_ms", 30000),)`."""
 
     def __post_init__(self) -> None:
-        if not self.target:
-            raise ValueError("target is the auth service's address, HOST:PORT")
-        for name in ("call_timeout_seconds", "connect_timeout_seconds"):
-            if getattr(self, name) <= 0:
-                raise ValueError(f"{name} is positive")
+        check_client_config(self, "auth", "call_timeout_seconds", "connect_timeout_seconds")
         for name in ("jwks_min_refresh_interval_seconds", "decision_cache_ttl_seconds"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} is not negative")
@@ -134,17 +119,8 @@ class CheckQuery:
     """The permission, "resource:action"."""
 
 
-def _bearer(token: str) -> tuple[tuple[str, str], ...]:
-    if not token:
-        raise UnauthenticatedError(
-            "A bearer access token is needed for this call.",
-            reason=AuthErrorReason.CREDENTIALS_MISSING.value,
-            domain=AUTH_ERROR_DOMAIN,
-        )
-    return (("authorization", f"Bearer {token}"),)
-
-
-class AuthClient:
+# The async stub type exists only in the generated .pyi, hence the string.
+class AuthClient(GrpcClient[AuthClientConfig, "auth_service_pb2_grpc.AuthServiceAsyncStub"]):
     """Async client of the auth service; see the module docstring.
 
     ::
@@ -152,6 +128,9 @@ class AuthClient:
         async with AuthClient("auth:50051") as auth:
             tokens = await auth.login("tenants/acme", "alice", password)
             claims = await auth.verify(tokens.access_token)
+
+    `connect()` fetches the JWKS, waiting up to `connect_timeout_seconds`: UnavailableError
+    (or DeadlineExceededError) when the service does not answer.
 
     `revocation_check`, when given, is called after each successful local verification
     with the token and its claims and returns True for a revoked token (it overrides
@@ -165,13 +144,11 @@ class AuthClient:
         config: AuthClientConfig | None = None,
         revocation_check: AsyncRevocationCheck | None = None,
     ) -> None:
-        config = config or AuthClientConfig()
-        if target is not None:
-            config = dataclasses.replace(config, target=target)
-        self._config = config
+        super().__init__(
+            config or AuthClientConfig(), target, new_stub=auth_service_pb2_grpc.AuthServiceStub
+        )
+        config = self._config
         self._revocation_callback = revocation_check
-        self._channel: grpc.aio.Channel | None = None
-        self._stub: auth_service_pb2_grpc.AuthServiceAsyncStub | None = None
         self._jwks: JwksCache | None = None
         self._decisions: TtlLruCache[CheckQuery, bool] = TtlLruCache(
             ttl_seconds=config.decision_cache_ttl_seconds,
@@ -181,11 +158,6 @@ class AuthClient:
             ttl_seconds=config.decision_cache_ttl_seconds,
             max_entries=config.decision_cache_max_entries,
         )
-
-    @property
-    def config(self) -> AuthClientConfig:
-        """The client's settings."""
-        return self._config
 
     @property
     def keys(self) -> KeySet | None:
@@ -199,29 +171,9 @@ class AuthClient:
 
     # -- lifecycle ---------------------------------------------------------------------
 
-    async def connect(self) -> None:
-        """Open the channel and fetch the JWKS, waiting up to `connect_timeout_seconds`.
-
-        Call it inside the event loop that will use the client. Raises UnavailableError
-        (or DeadlineExceededError) when the service does not answer; nothing stays open then.
-        """
-        if self._channel is not None:
-            return
+    async def _ready(self, channel: grpc.aio.Channel) -> None:
+        """Fetch the JWKS, waiting up to `connect_timeout_seconds` for the service."""
         config = self._config
-        interceptors = client_interceptors()
-        if config.channel_credentials is None:
-            channel = grpc.aio.insecure_channel(
-                config.target, options=config.channel_options, interceptors=interceptors
-            )
-        else:
-            channel = grpc.aio.secure_channel(
-                config.target,
-                config.channel_credentials,
-                options=config.channel_options,
-                interceptors=interceptors,
-            )
-        self._channel = channel
-        self._stub = auth_service_pb2_grpc.AuthServiceStub(channel)
         revocation_check = self._revocation_callback
         if revocation_check is None and config.revocation_check == "introspect":
             revocation_check = self._introspected_revocation
@@ -231,40 +183,21 @@ class AuthClient:
             min_refresh_interval_seconds=config.jwks_min_refresh_interval_seconds,
             revocation_check=revocation_check,
         )
-        try:
-            jwks.install(
-                await self._fetch_jwks(
-                    wait_for_ready=True, deadline_seconds=config.connect_timeout_seconds
-                )
+        jwks.install(
+            await self._fetch_jwks(
+                wait_for_ready=True, deadline_seconds=config.connect_timeout_seconds
             )
-        except BaseException:
-            await self.close()
-            raise
+        )
         self._jwks = jwks
 
     async def close(self) -> None:
         """Stop a JWKS refresh in flight and close the channel; the client can connect again."""
         jwks, self._jwks = self._jwks, None
-        channel, self._channel = self._channel, None
-        self._stub = None
         if jwks is not None:
             await jwks.close()
-        if channel is not None:
-            await channel.close(None)
+        await super().close()
         self._decisions.clear()
         self._revoked.clear()
-
-    async def __aenter__(self) -> Self:
-        await self.connect()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        await self.close()
 
     # -- tokens ------------------------------------------------------------------------
 
@@ -655,33 +588,10 @@ class AuthClient:
 
     # -- plumbing ----------------------------------------------------------------------
 
-    def _connected_stub(self) -> auth_service_pb2_grpc.AuthServiceAsyncStub:
-        if self._stub is None:
-            raise RuntimeError("the AuthClient is not connected: call `await connect()` first")
-        return self._stub
-
     def _connected_jwks(self) -> JwksCache:
         if self._jwks is None:
-            raise RuntimeError("the AuthClient is not connected: call `await connect()` first")
+            raise self._not_connected()
         return self._jwks
-
-    async def _call(
-        self,
-        method: grpc.aio.UnaryUnaryMultiCallable[_Request, _Response],
-        request: _Request,
-        bearer_token: str | None = None,
-        *,
-        deadline_seconds: float | None = None,
-        wait_for_ready: bool | None = None,
-    ) -> _Response:
-        metadata = None if bearer_token is None else _bearer(bearer_token)
-        async with translate_rpc_errors():
-            return await method(
-                request,
-                timeout=deadline_seconds or self._config.call_timeout_seconds,
-                metadata=metadata,
-                wait_for_ready=wait_for_ready,
-            )
 
     async def _issue(self, request: auth_service_pb2.IssueTokenRequest) -> TokenPair:
         response = await self._call(self._connected_stub().IssueToken, request)

@@ -11,13 +11,13 @@ mainmast errors with the service's reasons.
 The generated v1 contract is in `mainmast.config.v1`.
 """
 
+from mainmast._grpc_client import TokenProvider
 from mainmast.config._client import (
     CONFIG_CLIENT_DOMAIN,
     MAX_BATCH_ITEMS,
     ConfigClient,
     ConfigClientConfig,
     JsonValue,
-    TokenProvider,
 )
 from mainmast.config._results import (
     Backend,

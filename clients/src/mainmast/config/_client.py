@@ -17,19 +17,15 @@ words, and are not).
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import time
-from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Mapping
+from collections.abc import AsyncGenerator, Iterable, Mapping
 from dataclasses import dataclass, field
-from types import TracebackType
-from typing import Any, Final, Self, TypeVar, overload
+from typing import Any, Final, overload
 
 import grpc
-import grpc.aio
 from google.protobuf import struct_pb2
-from google.protobuf.message import Message
 
-from mainmast._grpc_channel import open_channel
+from mainmast._grpc_client import GrpcClient, TokenProvider, check_client_config
 from mainmast.auth import Page
 from mainmast.errors import (
     DeadlineExceededError,
@@ -39,19 +35,12 @@ from mainmast.errors import (
     RequestCancelledError,
     UnauthenticatedError,
     UnavailableError,
-    translate_rpc_errors,
 )
 from mainmast.logging import MIN_SECRET_LENGTH, get_logger, register_secret
 
 from ._client_cache import SingleFlightCache
 from ._results import SecretChange, SecretMetadata, SecretValue
 from .v1 import config_service_pb2, config_service_pb2_grpc, resources_pb2
-
-_Request = TypeVar("_Request", bound=Message)
-_Response = TypeVar("_Response", bound=Message)
-
-TokenProvider = Callable[[], Awaitable[str]]
-"""An async callable that returns a current access token (refreshing it when it must)."""
 
 MAX_BATCH_ITEMS: Final = 100
 """The most names one BatchGetSecrets or BatchGetSettings call takes; longer lists are split."""
@@ -95,17 +84,17 @@ class ConfigClientConfig:
     """Extra grpc channel options, e.g. `(("grpc.keepalive_time_ms", 30000),)`."""
 
     def __post_init__(self) -> None:
-        if not self.target:
-            raise ValueError("target is the config service's address, HOST:PORT")
-        if self.call_timeout_seconds <= 0:
-            raise ValueError("call_timeout_seconds is positive")
+        check_client_config(self, "config", "call_timeout_seconds")
         if self.cache_ttl_seconds < 0 or self.cache_max_entries < 0:
             raise ValueError("cache_ttl_seconds and cache_max_entries are not negative")
         if not 0 < self.watch_retry_min_seconds <= self.watch_retry_max_seconds:
             raise ValueError("0 < watch_retry_min_seconds <= watch_retry_max_seconds")
 
 
-class ConfigClient:
+# The async stub type exists only in the generated .pyi, hence the string.
+class ConfigClient(
+    GrpcClient[ConfigClientConfig, "config_service_pb2_grpc.ConfigServiceAsyncStub"]
+):
     """Async client of the config service; see the module docstring.
 
     ::
@@ -117,7 +106,8 @@ class ConfigClient:
                 reconnect_database(change.secret)
 
     `token` is an access token, or an async callable returning one before each call;
-    None sends no token (a service running with `auth_required=false`).
+    None sends no token (a service running with `auth_required=false`). `connect()` only
+    opens the channel: it connects on the first call.
     """
 
     def __init__(
@@ -127,13 +117,13 @@ class ConfigClient:
         token: str | TokenProvider | None = None,
         config: ConfigClientConfig | None = None,
     ) -> None:
-        config = config or ConfigClientConfig()
-        if target is not None:
-            config = dataclasses.replace(config, target=target)
-        self._config = config
-        self._token = token
-        self._channel: grpc.aio.Channel | None = None
-        self._stub: config_service_pb2_grpc.ConfigServiceAsyncStub | None = None
+        super().__init__(
+            config or ConfigClientConfig(),
+            target,
+            new_stub=config_service_pb2_grpc.ConfigServiceStub,
+            bearer_token=token,
+        )
+        config = self._config
         self._secrets: SingleFlightCache[tuple[str, str], SecretValue] = SingleFlightCache(
             ttl_seconds=config.cache_ttl_seconds, max_entries=config.cache_max_entries
         )
@@ -142,45 +132,11 @@ class ConfigClient:
         )
         self._logger = get_logger("mainmast.config.client")
 
-    @property
-    def config(self) -> ConfigClientConfig:
-        """The client's settings."""
-        return self._config
-
-    # -- lifecycle ---------------------------------------------------------------------
-
-    async def connect(self) -> None:
-        """Open the channel (it connects on the first call). Call it inside the event loop
-        that will use the client."""
-        if self._channel is not None:
-            return
-        config = self._config
-        channel = open_channel(
-            config.target, credentials=config.channel_credentials, options=config.channel_options
-        )
-        self._channel = channel
-        self._stub = config_service_pb2_grpc.ConfigServiceStub(channel)
-
     async def close(self) -> None:
         """Close the channel and forget cached values; the client can connect again."""
-        channel, self._channel = self._channel, None
-        self._stub = None
         self._secrets.clear()
         self._settings.clear()
-        if channel is not None:
-            await channel.close(None)
-
-    async def __aenter__(self) -> Self:
-        await self.connect()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        await self.close()
+        await super().close()
 
     # -- secrets -----------------------------------------------------------------------
 
@@ -295,14 +251,13 @@ class ConfigClient:
         while True:
             request = config_service_pb2.WatchSecretsRequest(names=watched, known_versions=held)
             opened = time.monotonic()
-            call = None
             try:
                 # Inside: a token provider failing for a while (its auth service restarting)
-                # is retried like a broken stream.
-                metadata = await self._metadata()
-                call = self._connected_stub().WatchSecrets(request, metadata=metadata)
-                async with translate_rpc_errors():
-                    async for response in call:
+                # is retried like a broken stream. A watch has no deadline.
+                async with self._stream(
+                    self._connected_stub().WatchSecrets, request, deadline_seconds=None
+                ) as responses:
+                    async for response in responses:
                         change = self._changed(SecretChange.from_proto(response))
                         if change.secret is None:
                             held.pop(change.name, None)
@@ -314,9 +269,6 @@ class ConfigClient:
                 if not self._may_reconnect(exc):
                     raise
                 failure = exc
-            finally:
-                if call is not None:
-                    call.cancel()
             if time.monotonic() - opened >= config.watch_retry_max_seconds:
                 delay = config.watch_retry_min_seconds  # it had been up a good while
             self._logger.warning(
@@ -329,32 +281,6 @@ class ConfigClient:
             delay = min(delay * 2, config.watch_retry_max_seconds)
 
     # -- internals ---------------------------------------------------------------------
-
-    def _connected_stub(self) -> config_service_pb2_grpc.ConfigServiceAsyncStub:
-        if self._stub is None:
-            raise RuntimeError("ConfigClient is not connected: call connect() or use async with")
-        return self._stub
-
-    async def _metadata(self) -> tuple[tuple[str, str], ...] | None:
-        token = self._token
-        if token is None:
-            return None
-        if not isinstance(token, str):
-            token = await token()
-        if not token:
-            raise UnauthenticatedError(
-                "The token provider returned no token.", reason="CREDENTIALS_MISSING"
-            )
-        return (("authorization", f"Bearer {token}"),)
-
-    async def _call(
-        self, method: grpc.aio.UnaryUnaryMultiCallable[_Request, _Response], request: _Request
-    ) -> _Response:
-        metadata = await self._metadata()
-        async with translate_rpc_errors():
-            return await method(
-                request, timeout=self._config.call_timeout_seconds, metadata=metadata
-            )
 
     def _received(self, message: resources_pb2.SecretValue) -> tuple[SecretValue, float]:
         """A secret from the service, its value registered for masking, and how long the
@@ -379,10 +305,7 @@ class ConfigClient:
         ):
             return True
         # A fixed token that expired stays expired; a provider can give a fresh one.
-        return isinstance(error, UnauthenticatedError) and callable(self._token)
-
-    def __repr__(self) -> str:
-        return f"ConfigClient(target={self._config.target!r})"
+        return isinstance(error, UnauthenticatedError) and callable(self._bearer_token)
 
 
 def _register(value: str) -> None:

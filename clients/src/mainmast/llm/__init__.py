@@ -14,7 +14,8 @@ carrying the service's reasons (`LLM_ERROR_DOMAIN`)::
 The generated v1 contract is in `mainmast.llm.v1`.
 """
 
-from mainmast.llm._client import LLM_ERROR_DOMAIN, BearerToken, LlmClient, LlmClientConfig
+from mainmast._grpc_client import BearerToken
+from mainmast.llm._client import LLM_ERROR_DOMAIN, LlmClient, LlmClientConfig
 from mainmast.llm._results import (
     Attempt,
     AttemptOutcome,

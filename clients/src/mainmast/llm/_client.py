@@ -12,28 +12,23 @@ UnavailableError when every provider failed, and so on. Results are frozen datac
 from __future__ import annotations
 
 import asyncio
-import dataclasses
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from types import TracebackType
-from typing import Final, Self
+from typing import Final
 
 import grpc
 import grpc.aio
 from google.protobuf import timestamp_pb2
 
-from mainmast._grpc_channel import open_channel
-from mainmast.errors import FieldViolation, UnavailableError, ValidationError, translate_rpc_errors
+from mainmast._grpc_client import BearerToken, GrpcClient, check_client_config
+from mainmast.errors import FieldViolation, UnavailableError, ValidationError
 
 from ._results import Completion, DailyUsage, Message, Model, Role, StreamEvent, TextDelta
 from .v1 import llm_service_pb2, llm_service_pb2_grpc, resources_pb2
 
 LLM_ERROR_DOMAIN: Final = "llm.mainmast.dev"
 """The ErrorInfo `domain` of the llm service's errors (and of this client's own)."""
-
-BearerToken = str | Callable[[], Awaitable[str]]
-"""An access token, or an async callable that returns the one to use now."""
 
 _LIST_PAGE_SIZE: Final = 1000
 _ROLES: Final = {Role.USER: resources_pb2.ROLE_USER, Role.ASSISTANT: resources_pb2.ROLE_ASSISTANT}
@@ -56,11 +51,7 @@ class LlmClientConfig:
     """Extra grpc channel options, e.g. `(("grpc.keepalive_time_ms", 30000),)`."""
 
     def __post_init__(self) -> None:
-        if not self.target:
-            raise ValueError("target is the llm service's address, HOST:PORT")
-        for name in ("call_timeout_seconds", "connect_timeout_seconds"):
-            if getattr(self, name) <= 0:
-                raise ValueError(f"{name} is positive")
+        check_client_config(self, "llm", "call_timeout_seconds", "connect_timeout_seconds")
 
 
 def _invalid(violations: list[FieldViolation]) -> ValidationError:
@@ -144,7 +135,8 @@ def _timestamp(value: datetime, name: str) -> timestamp_pb2.Timestamp:
     return stamp
 
 
-class LlmClient:
+# The async stub type exists only in the generated .pyi, hence the string.
+class LlmClient(GrpcClient[LlmClientConfig, "llm_service_pb2_grpc.LlmServiceAsyncStub"]):
     """Async client of the llm service; see the module docstring.
 
     ::
@@ -157,6 +149,8 @@ class LlmClient:
                 ...  # TextDelta(text), then the Completion with its usage
 
     `bearer_token` is sent with every call; None sends none (a service in dev mode).
+    `connect()` waits up to `connect_timeout_seconds` for the service: UnavailableError
+    when it does not answer.
     """
 
     def __init__(
@@ -166,66 +160,12 @@ class LlmClient:
         config: LlmClientConfig | None = None,
         bearer_token: BearerToken | None = None,
     ) -> None:
-        config = config or LlmClientConfig()
-        if target is not None:
-            config = dataclasses.replace(config, target=target)
-        self._config = config
-        self._bearer_token = bearer_token
-        self._channel: grpc.aio.Channel | None = None
-        self._stub: llm_service_pb2_grpc.LlmServiceAsyncStub | None = None
-
-    @property
-    def config(self) -> LlmClientConfig:
-        """The client's settings."""
-        return self._config
-
-    # -- lifecycle ---------------------------------------------------------------------
-
-    async def connect(self) -> None:
-        """Open the channel and wait up to `connect_timeout_seconds` for the service.
-
-        Call it inside the event loop that will use the client. Raises UnavailableError
-        when the service does not answer in time; nothing stays open then.
-        """
-        if self._channel is not None:
-            return
-        config = self._config
-        channel = open_channel(
-            config.target, credentials=config.channel_credentials, options=config.channel_options
+        super().__init__(
+            config or LlmClientConfig(),
+            target,
+            new_stub=llm_service_pb2_grpc.LlmServiceStub,
+            bearer_token=bearer_token,
         )
-        try:
-            await asyncio.wait_for(channel.channel_ready(), config.connect_timeout_seconds)
-        except TimeoutError:
-            await channel.close(None)
-            raise UnavailableError(
-                f"The llm service at {config.target} did not answer within "
-                f"{config.connect_timeout_seconds} s.",
-                metadata={"target": config.target},
-            ) from None
-        except BaseException:
-            await channel.close(None)
-            raise
-        self._channel = channel
-        self._stub = llm_service_pb2_grpc.LlmServiceStub(channel)
-
-    async def close(self) -> None:
-        """Close the channel (calls in flight are cancelled); the client can connect again."""
-        channel, self._channel = self._channel, None
-        self._stub = None
-        if channel is not None:
-            await channel.close(None)
-
-    async def __aenter__(self) -> Self:
-        await self.connect()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        await self.close()
 
     # -- completions -------------------------------------------------------------------
 
@@ -270,12 +210,9 @@ class LlmClient:
             ),
             request_id=request_id,
         )
-        stub = self._connected_stub()
-        metadata = await self._metadata()
-        async with translate_rpc_errors():
-            response = await stub.Complete(
-                request, timeout=timeout or self._config.call_timeout_seconds, metadata=metadata
-            )
+        response = await self._call(
+            self._connected_stub().Complete, request, deadline_seconds=timeout
+        )
         return Completion.from_proto(response.completion)
 
     async def stream(
@@ -317,22 +254,17 @@ class LlmClient:
             ),
             request_id=request_id,
         )
-        stub = self._connected_stub()
-        metadata = await self._metadata()
-        call = stub.StreamComplete(
-            request, timeout=timeout or self._config.call_timeout_seconds, metadata=metadata
-        )
-        try:
-            async with translate_rpc_errors():
-                async for message in call:
-                    if message.HasField("delta"):
-                        yield TextDelta(message.delta.text)
-                    else:
-                        yield Completion.from_proto(message.completion)
-        finally:
-            # A no-op once the stream has ended; otherwise the service sees the
-            # cancellation and closes the provider's request.
-            call.cancel()
+        # Leaving early cancels the call, and the service closes the provider's request.
+        async with self._stream(
+            self._connected_stub().StreamComplete,
+            request,
+            deadline_seconds=timeout or self._config.call_timeout_seconds,
+        ) as responses:
+            async for message in responses:
+                if message.HasField("delta"):
+                    yield TextDelta(message.delta.text)
+                else:
+                    yield Completion.from_proto(message.completion)
 
     # -- models and usage --------------------------------------------------------------
 
@@ -345,11 +277,7 @@ class LlmClient:
             request = llm_service_pb2.ListModelsRequest(
                 page_size=_LIST_PAGE_SIZE, page_token=page_token
             )
-            metadata = await self._metadata()
-            async with translate_rpc_errors():
-                response = await stub.ListModels(
-                    request, timeout=self._config.call_timeout_seconds, metadata=metadata
-                )
+            response = await self._call(stub.ListModels, request)
             models += [Model.from_proto(model) for model in response.models]
             page_token = response.next_page_token
             if not page_token:
@@ -370,25 +298,19 @@ class LlmClient:
             end_time=_timestamp(end, "end_time"),
             model_alias=model_alias,
         )
-        stub = self._connected_stub()
-        metadata = await self._metadata()
-        async with translate_rpc_errors():
-            response = await stub.GetUsage(
-                request, timeout=self._config.call_timeout_seconds, metadata=metadata
-            )
+        response = await self._call(self._connected_stub().GetUsage, request)
         return [DailyUsage.from_proto(usage) for usage in response.daily_usages]
 
     # -- plumbing ----------------------------------------------------------------------
 
-    def _connected_stub(self) -> llm_service_pb2_grpc.LlmServiceAsyncStub:
-        if self._stub is None:
-            raise RuntimeError("the LlmClient is not connected: call `await connect()` first")
-        return self._stub
-
-    async def _metadata(self) -> tuple[tuple[str, str], ...]:
-        token = self._bearer_token
-        if token is None:
-            return ()
-        if not isinstance(token, str):
-            token = await token()
-        return (("authorization", f"Bearer {token}"),)
+    async def _ready(self, channel: grpc.aio.Channel) -> None:
+        """Wait up to `connect_timeout_seconds` for the service to answer."""
+        config = self._config
+        try:
+            await asyncio.wait_for(channel.channel_ready(), config.connect_timeout_seconds)
+        except TimeoutError:
+            raise UnavailableError(
+                f"The llm service at {config.target} did not answer within "
+                f"{config.connect_timeout_seconds} s.",
+                metadata={"target": config.target},
+            ) from None
