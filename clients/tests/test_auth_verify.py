@@ -824,6 +824,7 @@ def test_the_public_names_of_mainmast_auth_are_pinned() -> None:
         "RoleAssignment",
         "RolePermission",
         "ServiceAccount",
+        "ServiceAccountTokens",
         "SigningKeyInfo",
         "Tenant",
         "TokenPair",

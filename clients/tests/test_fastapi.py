@@ -1,5 +1,8 @@
 """mainmast.fastapi: problem+json for every error, and the request context middleware.
 
+The fleet's dependencies (CurrentUser, require_permission, Secret) are tested in
+test_fastapi_dependencies.py, and against real services in tests/test_fastapi_fleet.py.
+
 Requests go through httpx's ASGI transport into a real FastAPI application; the end-to-end
 test also calls a real grpc.aio server on loopback behind the runtime's ErrorInterceptor.
 """
@@ -25,6 +28,7 @@ from pydantic import BaseModel
 from structlog.testing import capture_logs
 
 from mainmast import fastapi as mainmast_fastapi
+from mainmast.auth import AuthErrorReason
 from mainmast.errors import (
     ERROR_CLASSES,
     AlreadyExistsError,
@@ -244,6 +248,29 @@ async def test_a_401_carries_a_bearer_challenge() -> None:
     response = await _answer_to(UnauthenticatedError("A token is required."))
 
     assert response.status_code == 401
+    assert response.headers["www-authenticate"] == "Bearer"
+
+
+@pytest.mark.parametrize(
+    "reason",
+    [reason for reason in AuthErrorReason if reason.startswith("TOKEN_")],
+    ids=str,
+)
+async def test_a_refused_token_is_challenged_as_an_invalid_token(reason: AuthErrorReason) -> None:
+    response = await _answer_to(UnauthenticatedError("No.", reason=reason.value))
+
+    # RFC 6750 section 3.1: the client may get a new token instead of asking its user again.
+    assert response.headers["www-authenticate"] == 'Bearer error="invalid_token"'
+
+
+@pytest.mark.parametrize(
+    "reason",
+    [AuthErrorReason.CREDENTIALS_MISSING, AuthErrorReason.INVALID_CREDENTIALS, "UNAUTHENTICATED"],
+    ids=str,
+)
+async def test_no_token_or_a_failed_login_gets_the_bare_challenge(reason: str) -> None:
+    response = await _answer_to(UnauthenticatedError("No.", reason=reason))
+
     assert response.headers["www-authenticate"] == "Bearer"
 
 
@@ -491,9 +518,21 @@ def test_the_public_names_are_pinned() -> None:
         "INVALID_REQUEST_MESSAGE",
         "PROBLEM_MEDIA_TYPE",
         "REQUEST_ID_HEADER",
+        "CallerToken",
+        "CurrentUser",
+        "Fleet",
+        "FleetClients",
         "RequestContextMiddleware",
+        "Secret",
+        "caller_token",
+        "current_user",
+        "fleet_clients",
         "install_error_handlers",
         "problem_details",
         "problem_response",
+        "require_permission",
         "validation_error_from_request",
     }
+    assert mainmast_fastapi.__all__ == sorted(
+        mainmast_fastapi.__all__, key=lambda name: (not name.isupper(), name[0].islower(), name)
+    )

@@ -15,6 +15,11 @@ PROBLEM_MEDIA_TYPE: Final = "application/problem+json"
 
 _ONE_SECOND: Final = timedelta(seconds=1)
 
+# The reasons of `mainmast.auth.AuthErrorReason` for a presented token that was refused all
+# begin so (TOKEN_EXPIRED, TOKEN_REVOKED, ...); matched by prefix, since this module stays
+# free of the auth package.
+_REFUSED_TOKEN_REASON_PREFIX: Final = "TOKEN_"  # noqa: S105 -- a reason prefix, not a secret
+
 
 def problem_details(error: MainmastError) -> dict[str, Any]:
     """The problem+json document for `error`.
@@ -84,6 +89,19 @@ def problem_headers(error: MainmastError) -> dict[str, str]:
     if error.retry_after is not None:
         headers["Retry-After"] = str(retry_after_seconds(error.retry_after))
     if isinstance(error, UnauthenticatedError):
-        # RFC 9110: a 401 carries a challenge; mainmast authenticates with bearer tokens.
-        headers["WWW-Authenticate"] = "Bearer"
+        headers["WWW-Authenticate"] = bearer_challenge(error)
     return headers
+
+
+def bearer_challenge(error: UnauthenticatedError) -> str:
+    """The `WWW-Authenticate` challenge of a 401: RFC 9110 wants one, and mainmast
+    authenticates with bearer tokens (RFC 6750).
+
+    A token that was presented and refused (expired, revoked, badly signed: the auth
+    reasons that begin with `TOKEN_`) gets `error="invalid_token"`, which tells an OAuth
+    client to get a new token rather than ask its user again; a request without
+    credentials gets the bare challenge, as RFC 6750 section 3.1 says.
+    """
+    if error.reason.startswith(_REFUSED_TOKEN_REASON_PREFIX):
+        return 'Bearer error="invalid_token"'
+    return "Bearer"

@@ -15,6 +15,9 @@ callers' authentication from settings, connecting to the auth service in the bac
 `token_authenticator(client)` is the runtime hook that authenticates a service's callers
 by their tokens, verified locally; `require_permission(client, principal, "llm:complete")`
 asks the auth service's Check for the caller, through the decision cache.
+`ServiceAccountTokens(client, client_id=..., client_secret=...)` is the token provider of a
+process that calls the fleet as its own service account (client credentials, renewed before
+the token expires).
 The generated v1 contract is in `mainmast.auth.v1`.
 """
 
@@ -47,6 +50,7 @@ from mainmast.auth._results import (
     TokenPair,
     User,
 )
+from mainmast.auth._service_account_tokens import ServiceAccountTokens
 from mainmast.auth._verify import TokenVerifier, VerificationPolicy, VerifiedToken
 
 __all__ = [
@@ -72,6 +76,7 @@ __all__ = [
     "RoleAssignment",
     "RolePermission",
     "ServiceAccount",
+    "ServiceAccountTokens",
     "SigningKeyInfo",
     "Tenant",
     "TokenPair",
