@@ -615,3 +615,49 @@ def test_driver_lines_that_echo_statement_parameters_never_reach_the_output() ->
     assert "argon2id" not in output
     assert "database is locked" in output
     assert "kept" in output
+
+
+async def _one_httpx_request() -> None:
+    transport = httpx.MockTransport(lambda request: httpx.Response(200, text="ok"))
+    async with httpx.AsyncClient(transport=transport) as client:
+        await client.get("http://provider.invalid/v1/models")
+
+
+async def test_http_clients_write_no_line_per_request_but_still_their_warnings() -> None:
+    stream = io.StringIO()
+    configure_logging(stream=stream, json=True)
+
+    await _one_httpx_request()
+    logging.getLogger("httpcore.connection").warning("connection trouble")
+
+    assert [line["event"] for line in json_lines(stream)] == ["connection trouble"]
+
+
+async def test_at_debug_http_clients_write_every_request() -> None:
+    stream = io.StringIO()
+    configure_logging(stream=stream, json=True, level="DEBUG")
+
+    await _one_httpx_request()
+
+    assert any(line["event"].startswith("HTTP Request: GET") for line in json_lines(stream))
+
+
+def test_a_level_above_warning_holds_http_clients_to_it_too() -> None:
+    stream = io.StringIO()
+    configure_logging(stream=stream, level="ERROR")
+
+    logging.getLogger("httpx").warning("not at ERROR")
+
+    assert stream.getvalue() == ""
+
+
+def test_reset_gives_http_clients_their_own_levels_back() -> None:
+    logging.getLogger("httpx").setLevel(logging.INFO)
+    try:
+        configure_logging(stream=io.StringIO())
+        configure_logging(stream=io.StringIO(), level="DEBUG")
+        assert logging.getLogger("httpx").level == logging.NOTSET
+        reset_logging()
+        assert logging.getLogger("httpx").level == logging.INFO
+    finally:
+        logging.getLogger("httpx").setLevel(logging.NOTSET)

@@ -4,7 +4,8 @@ Call `configure_logging()` once at startup (it is idempotent; calling it again a
 arguments). Lines are JSON when the stream is not a terminal and readable console output
 when it is. structlog events (`get_logger(__name__).info("user.created", user_id=...)`) and
 records of the standard library's loggers (grpc, uvicorn, sqlalchemy, alembic, your own)
-go through the same processors: context, redaction, rendering.
+go through the same processors: context, redaction, rendering. The lines HTTP clients write
+for every request (httpx, httpcore) are held to WARNING below DEBUG (`PER_REQUEST_LOGGERS`).
 
 Context: `bind_context(request_id=..., tenant=...)`, `unbind_context(...)` and
 `with bound_context(...)` keep values in structlog's contextvars, so they follow the
@@ -70,6 +71,7 @@ class _ProcessLogging:
         self.handler: logging.Handler | None = None
         self.saved_root_level: int | None = None
         self.saved_loggers: dict[str, tuple[list[logging.Handler], bool]] = {}
+        self.saved_levels: dict[str, int] = {}
 
 
 @functools.cache
@@ -125,6 +127,7 @@ def configure_logging(
         )
         _route_standard_library(state, LineHandler(outputs(), stdlib_formatter(redactor, renderer)))
         logging.getLogger().setLevel(level_number)
+        _quiet_per_request_loggers(state, level_number)
 
 
 PARAMETER_ECHOING_LOGGERS: Final = ("aiosqlite",)
@@ -134,6 +137,26 @@ Parameters are values (password hashes, token digests, secrets) that no key name
 sensitive, so redaction cannot recognise them: those lines never reach the output, whatever
 the level. (SQLAlchemy's own statement logging is kept parameter-free by DatabasePool.)
 """
+
+
+PER_REQUEST_LOGGERS: Final = ("httpx", "httpcore")
+"""Loggers of HTTP clients that write a line for every request they make.
+
+httpx logs each request at INFO (`HTTP Request: POST ... "HTTP/1.1 200 OK"`), httpcore
+each step of one at DEBUG. A service calling other services or providers makes those
+requests all the time, and rendering one line each cost the llm service a few percent of
+its CPU per provider call, for lines that say nothing its own logs do not. They are held to
+WARNING (or the configured level, if higher); at DEBUG they write everything.
+"""
+
+
+def _quiet_per_request_loggers(state: _ProcessLogging, level_number: int) -> None:
+    for name in PER_REQUEST_LOGGERS:
+        per_request_logger = logging.getLogger(name)
+        state.saved_levels.setdefault(name, per_request_logger.level)
+        per_request_logger.setLevel(
+            logging.NOTSET if level_number <= logging.DEBUG else max(level_number, logging.WARNING)
+        )
 
 
 def _not_a_parameter_echo(record: logging.LogRecord) -> bool:
@@ -182,6 +205,9 @@ def reset_logging() -> None:
                 uvicorn_logger.addHandler(handler)
             uvicorn_logger.propagate = propagate
         state.saved_loggers.clear()
+        for name, level in state.saved_levels.items():
+            logging.getLogger(name).setLevel(level)
+        state.saved_levels.clear()
         state.secrets = SecretRegistry()
         structlog.reset_defaults()
         structlog.contextvars.clear_contextvars()

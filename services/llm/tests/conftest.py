@@ -1,16 +1,19 @@
 """Fixtures of the llm tests: a local HTTP/1.1 server that tests script to speak a provider's
-wire format, a pooled httpx client, the wire formats of the providers, and a real auth
-service on 127.0.0.1 that issues the callers' tokens.
+wire format, the service's pooled provider client, the wire formats of the providers, and a
+real auth service on 127.0.0.1 that issues the callers' tokens and the service accounts'
+credentials.
 
-The server is asyncio.start_server with a minimal HTTP/1.1 parser, so a test controls every
-byte: the status, the headers, each chunk of a stream, a pause before the first byte, a
-connection dropped halfway, and it sees when the client closes the connection.
+The server is asyncio.start_server with a minimal HTTP/1.1 parser (over TLS if asked), so a
+test controls every byte: the status, the headers, each chunk of a stream, a pause before
+the first byte, a connection dropped halfway, and it sees when the client closes the
+connection.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -28,6 +31,7 @@ from mainmast_auth.testing import grant_platform_admin, seed_tenant
 from mainmast_llm._adapter import ProviderAdapter
 from mainmast_llm._anthropic import AnthropicAdapter
 from mainmast_llm._gemini import GeminiAdapter
+from mainmast_llm._http_client import provider_http_client
 from mainmast_llm._ollama import OllamaAdapter
 from mainmast_llm._openai import AzureOpenAIAdapter, OpenAIAdapter
 
@@ -91,6 +95,11 @@ class Reply:
         """One chunk of a chunked response."""
         raw = data.encode() if isinstance(data, str) else data
         self._writer.write(f"{len(raw):x}\r\n".encode() + raw + b"\r\n")
+        await self._writer.drain()
+
+    async def write_raw(self, data: bytes) -> None:
+        """Bytes as they are, HTTP or not."""
+        self._writer.write(data)
         await self._writer.drain()
 
     async def finish(self) -> None:
@@ -168,6 +177,16 @@ async def _read_request(reader: asyncio.StreamReader) -> ReceivedRequest | None:
 @pytest.fixture
 async def provider_server() -> AsyncIterator[ProviderServer]:
     """A scripted provider server, stopped with every connection it accepted."""
+    async with serving_scripted() as scripted:
+        yield scripted
+
+
+@contextlib.asynccontextmanager
+async def serving_scripted(
+    tls: ssl.SSLContext | None = None,
+) -> AsyncIterator[ProviderServer]:
+    """A scripted provider server on 127.0.0.1 (over TLS with `tls`, a server context),
+    stopped on exit with every connection it accepted."""
     scripted = ProviderServer()
     tasks: set[asyncio.Task[None]] = set()
 
@@ -180,9 +199,9 @@ async def provider_server() -> AsyncIterator[ProviderServer]:
         finally:
             tasks.discard(task)
 
-    server = await asyncio.start_server(accept, "127.0.0.1", 0)
+    server = await asyncio.start_server(accept, "127.0.0.1", 0, ssl=tls)
     port = server.sockets[0].getsockname()[1]
-    scripted.url = f"http://127.0.0.1:{port}"
+    scripted.url = f"{'http' if tls is None else 'https'}://127.0.0.1:{port}"
     try:
         yield scripted
     finally:
@@ -194,9 +213,16 @@ async def provider_server() -> AsyncIterator[ProviderServer]:
 
 
 @pytest.fixture
+def serve_scripted() -> Callable[..., contextlib.AbstractAsyncContextManager[ProviderServer]]:
+    """`serving_scripted`, for a test that needs a server of its own (over TLS, say)."""
+    return serving_scripted
+
+
+@pytest.fixture
 async def http_client() -> AsyncIterator[httpx.AsyncClient]:
-    """A pooled client that ignores proxy settings of the environment (loopback only)."""
-    async with httpx.AsyncClient(trust_env=False) as client:
+    """The service's provider client, ignoring proxy settings of the environment (loopback
+    only), so every adapter test runs over the transport the service runs on."""
+    async with provider_http_client(trust_env=False) as client:
         yield client
 
 
@@ -506,6 +532,12 @@ class RunningAuth:
         # first decision about this user is made on them.
         await self.service.policy.refresh()
         return (await self.client.login(tenant, user, PASSWORD)).access_token
+
+    async def service_account(self, tenant: str, name: str) -> tuple[str, str]:
+        """The client id and client secret of a new service account `name` of `tenant`."""
+        owner = await self.token(tenant, "accounts-owner", role="owner")
+        created = await self.client.create_service_account(tenant, name, bearer_token=owner)
+        return created.service_account.client_id, created.client_secret
 
 
 @pytest.fixture

@@ -10,6 +10,7 @@ import socket
 from datetime import timedelta
 
 import httpx
+import orjson
 import pytest
 
 from mainmast.logging import configure_logging, get_logger, reset_logging
@@ -108,6 +109,19 @@ async def test_the_pooled_connection_is_reused_after_a_complete_stream(
 
     await collect(adapter.stream(REQUEST, deadline=deadline_after(30)))
     await collect(adapter.stream(REQUEST, deadline=deadline_after(30)))
+
+    assert len(provider_server.requests) == 2
+    assert provider_server.connections == 1
+
+
+async def test_the_pooled_connection_is_reused_after_a_whole_answer(
+    wire, provider_server, http_client
+):
+    provider_server.handler = answering(200, wire.success_body)
+    adapter = wire.make(http_client, provider_server.url)
+
+    await adapter.complete(REQUEST, deadline=deadline_after(30))
+    await adapter.complete(REQUEST, deadline=deadline_after(30))
 
     assert len(provider_server.requests) == 2
     assert provider_server.connections == 1
@@ -295,6 +309,39 @@ async def test_a_refused_connection_is_a_retryable_connection_failure(wire, http
     assert caught.value.upstream_http_status == 0
 
 
+async def test_a_connection_closed_before_the_answer_is_a_retryable_connection_failure(
+    wire, provider_server, http_client
+):
+    async def close_at_once(request, reply):
+        await reply.drop()
+
+    provider_server.handler = close_at_once
+    adapter = wire.make(http_client, provider_server.url)
+
+    with pytest.raises(ProviderUnavailableError) as caught:
+        await adapter.complete(REQUEST, deadline=deadline_after(30))
+
+    assert caught.value.kind is FailureKind.CONNECTION_FAILED
+    assert is_retryable(caught.value)
+
+
+async def test_an_answer_that_is_not_http_is_a_retryable_connection_failure(
+    wire, provider_server, http_client
+):
+    async def not_http(request, reply):
+        await reply.write_raw(b"SSH-2.0-banner\r\n\r\n")  # another protocol on the port
+        await reply.drop()
+
+    provider_server.handler = not_http
+    adapter = wire.make(http_client, provider_server.url)
+
+    with pytest.raises(ProviderUnavailableError) as caught:
+        await adapter.complete(REQUEST, deadline=deadline_after(30))
+
+    assert caught.value.kind is FailureKind.CONNECTION_FAILED
+    assert "banner" not in str(caught.value)
+
+
 async def test_cancelling_a_stream_closes_the_upstream_connection(
     wire, provider_server, http_client
 ):
@@ -356,6 +403,23 @@ async def test_an_adapters_key_is_masked_in_log_lines(wires, http_client):
     lines = output.getvalue().splitlines()
     assert len(lines) == len(keyed) == 4
     assert not any(wire.secret in line for wire in keyed for line in lines)
+
+
+async def test_a_provider_call_writes_no_log_line_of_the_http_client(
+    wire, provider_server, http_client
+):
+    provider_server.handler = answering(200, wire.success_body)
+    adapter = wire.make(http_client, provider_server.url)
+    output = io.StringIO()
+    configure_logging(json=True, stream=output)
+    try:
+        await adapter.complete(REQUEST, deadline=deadline_after(30))
+        get_logger("test").info("call.done")
+    finally:
+        reset_logging()
+
+    # httpx logs every request at INFO; the service's logging holds it to WARNING.
+    assert [orjson.loads(line)["event"] for line in output.getvalue().splitlines()] == ["call.done"]
 
 
 def test_the_httpx_client_is_the_one_given(wire):

@@ -1,15 +1,23 @@
-"""Provider keys: read from the environment or the config service, once each, and masked in
-every log line from the moment they are read."""
+"""Provider keys: read from the environment once, from the config service at every call (so a
+rotation is followed), the key read last used while the config service cannot be reached, and
+masked in every log line from the moment they are read."""
 
 from __future__ import annotations
 
+import asyncio
 import io
 from collections.abc import Iterator
 
 import orjson
 import pytest
+from structlog.testing import capture_logs
 
-from mainmast.errors import FailedPreconditionError, NotFoundError, UnavailableError
+from mainmast.errors import (
+    FailedPreconditionError,
+    NotFoundError,
+    PermissionDeniedError,
+    UnavailableError,
+)
 from mainmast.logging import MASK, configure_logging, get_logger, reset_logging
 from mainmast_llm._provider_keys import EnvironmentSecrets, ProviderKeys
 from mainmast_llm._routing import KeyReference, KeySource
@@ -25,9 +33,12 @@ class ConfigSecrets:
         self.values = values
         self.failure = failure
         self.reads: list[str] = []
+        self.gate: asyncio.Event | None = None
 
     async def get_secret(self, name: str) -> str:
         self.reads.append(name)
+        if self.gate is not None:
+            await self.gate.wait()
         if self.failure is not None:
             raise self.failure
         if name not in self.values:
@@ -72,15 +83,34 @@ async def test_keys_come_from_their_sources_and_are_masked_in_every_line_after(
     assert orjson.loads(written.splitlines()[-1])["event"] == f"keys {MASK} and {MASK}"
 
 
-async def test_a_secret_shared_by_deployments_is_read_once() -> None:
+async def test_an_environment_variable_is_read_once() -> None:
+    environ = {"OPENAI_KEY": ENV_KEY}
+    keys = ProviderKeys(EnvironmentSecrets(environ))
+
+    first = await keys.key_of("a", env("OPENAI_KEY"))
+    environ["OPENAI_KEY"] = "sk-changed-under-a-running-process"
+    second = await keys.key_of("b", env("OPENAI_KEY"))
+
+    assert first == second == ENV_KEY
+    assert not keys.follows_rotation(env("OPENAI_KEY"))
+
+
+async def test_a_secret_is_asked_for_at_every_call_so_a_rotated_key_is_used_at_once(
+    log_stream: io.StringIO,
+) -> None:
+    rotated = CONFIG_KEY + "-rotated"
     config = ConfigSecrets({"shared": CONFIG_KEY})
     keys = ProviderKeys(EnvironmentSecrets({}), config)
 
     first = await keys.key_of("a", secret("shared"))
+    config.values["shared"] = rotated
     second = await keys.key_of("b", secret("shared"))
+    get_logger("test").info(f"rotated to {second}")
 
-    assert first == second == CONFIG_KEY
-    assert config.reads == ["shared"]
+    assert (first, second) == (CONFIG_KEY, rotated)
+    assert config.reads == ["shared", "shared"]
+    assert keys.follows_rotation(secret("shared"))
+    assert rotated not in log_stream.getvalue()
 
 
 @pytest.mark.parametrize(
@@ -88,7 +118,7 @@ async def test_a_secret_shared_by_deployments_is_read_once() -> None:
     [
         (env("UNSET_KEY"), None, "the environment variable UNSET_KEY"),
         (env("EMPTY_KEY"), None, "the environment variable EMPTY_KEY"),
-        (secret("claude"), None, "no config service is configured"),
+        (secret("claude"), None, "no config service is configured: set MAINMAST_LLM_CONFIG_TARGET"),
         (secret("claude"), ConfigSecrets({}), "the config-service secret claude"),
         (secret("claude"), ConfigSecrets({"claude": ""}), "the config-service secret claude"),
     ],
@@ -112,16 +142,73 @@ async def test_a_missing_key_names_the_deployment_and_where_it_was_looked_for(
     }
 
 
-async def test_a_config_service_that_fails_stops_the_build_with_its_reason() -> None:
-    down = UnavailableError("The config service is not answering.")
-    keys = ProviderKeys(EnvironmentSecrets({}), ConfigSecrets({}, failure=down))
+async def test_a_config_service_that_refuses_the_read_is_unreadable_with_its_reason() -> None:
+    denied = PermissionDeniedError(
+        "The caller may not read the secret 'claude'.", reason="SECRET_ACCESS_DENIED"
+    )
+    keys = ProviderKeys(EnvironmentSecrets({}), ConfigSecrets({}, failure=denied))
 
     with pytest.raises(FailedPreconditionError) as caught:
         await keys.key_of("claude-eu", secret("claude"))
 
     assert caught.value.reason == "PROVIDER_KEY_UNREADABLE"
-    assert caught.value.metadata["cause_reason"] == "UNAVAILABLE"
+    assert caught.value.metadata["cause_reason"] == "SECRET_ACCESS_DENIED"
+    assert "may not read the secret 'claude'" in caught.value.message
+    assert caught.value.__cause__ is denied
+
+
+async def test_an_unreachable_config_service_is_unavailable_until_a_key_was_read() -> None:
+    down = UnavailableError("The config service is not answering.")
+    config = ConfigSecrets({"claude": CONFIG_KEY}, failure=down)
+    keys = ProviderKeys(EnvironmentSecrets({}), config)
+
+    with pytest.raises(UnavailableError) as caught:
+        await keys.key_of("claude-eu", secret("claude"))
+    config.failure = None
+    read = await keys.key_of("claude-eu", secret("claude"))
+
+    assert caught.value.reason == "PROVIDER_KEY_UNAVAILABLE"
+    assert caught.value.metadata == {
+        "deployment": "claude-eu",
+        "key_source": "secret",
+        "key_name": "claude",
+        "cause_reason": "UNAVAILABLE",
+    }
     assert caught.value.__cause__ is down
+    assert read == CONFIG_KEY
+    assert config.reads == ["claude", "claude"]  # the failure was not remembered
+
+
+async def test_the_key_read_last_serves_while_the_config_service_is_down() -> None:
+    config = ConfigSecrets({"claude": CONFIG_KEY})
+    keys = ProviderKeys(EnvironmentSecrets({}), config)
+    await keys.key_of("claude-eu", secret("claude"))
+
+    config.failure = UnavailableError("The config service is not answering.")
+    with capture_logs() as logs:
+        during = [await keys.key_of("claude-eu", secret("claude")) for _ in range(3)]
+    config.failure = None
+    config.values["claude"] = rotated = CONFIG_KEY + "-after"
+    after = await keys.key_of("claude-eu", secret("claude"))
+
+    assert during == [CONFIG_KEY] * 3
+    assert after == rotated
+    warnings = [entry for entry in logs if entry["event"] == "llm.provider_key_from_earlier_read"]
+    assert len(warnings) == 1  # once per outage
+    assert warnings[0]["cause_reason"] == "UNAVAILABLE"
+    assert CONFIG_KEY not in str(logs)
+
+
+async def test_a_read_that_outlasts_the_calls_deadline_is_unavailable() -> None:
+    config = ConfigSecrets({"claude": CONFIG_KEY})
+    config.gate = asyncio.Event()  # never set: the config service does not answer
+    keys = ProviderKeys(EnvironmentSecrets({}), config)
+
+    with pytest.raises(UnavailableError) as caught:
+        await keys.key_of("claude-eu", secret("claude"), deadline=asyncio.get_running_loop().time())
+
+    assert caught.value.reason == "PROVIDER_KEY_UNAVAILABLE"
+    assert caught.value.metadata["cause_reason"] == "DEADLINE_EXCEEDED"
 
 
 async def test_a_placeholder_too_short_to_mask_is_used_without_masking_ordinary_words(

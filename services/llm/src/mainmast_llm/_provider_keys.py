@@ -3,20 +3,35 @@
 A deployment's `key` names where its key is: `{env: NAME}` an environment variable,
 `{secret: NAME}` a secret of the config service. Both are read through one protocol,
 `SecretSource`: `EnvironmentSecrets` over a mapping (the process environment by
-default) and, for secrets, whatever the service was given (the config service's client).
+default) and, for secrets, whatever the service was given (`ConfigServiceSecrets`).
+
+An environment variable is read once, since a process's environment does not change. A
+secret is asked for at every call, so that a rotated key is used without a restart; the
+source answers from its cache (see `_config_secrets`). While the config service cannot be
+reached, the key read last is used again: an outage of the config service does not stop
+calls that worked before it. A key never read fails its call with UnavailableError
+PROVIDER_KEY_UNAVAILABLE instead, and the next call asks again.
+
 Each key is registered with `mainmast.logging.register_secret` as soon as it is read, so
 no log line can carry it, whoever logs it.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import Mapping
 from typing import Protocol
 
-from mainmast.errors import FailedPreconditionError, MainmastError, NotFoundError
+from mainmast.errors import (
+    DeadlineExceededError,
+    FailedPreconditionError,
+    MainmastError,
+    NotFoundError,
+    UnavailableError,
+)
 from mainmast.llm import LLM_ERROR_DOMAIN
-from mainmast.logging import MIN_SECRET_LENGTH, register_secret
+from mainmast.logging import MIN_SECRET_LENGTH, get_logger, register_secret
 
 from ._routing import KeyReference, KeySource
 
@@ -45,7 +60,7 @@ class EnvironmentSecrets:
 
 class ProviderKeys:
     """Looks up the keys of deployments: `{env: ...}` in `environment`, `{secret: ...}` in
-    `config` (None: no config service, so such keys are missing). Each key is read once."""
+    `config` (None: no config service, so such keys are missing); see the module docstring."""
 
     def __init__(self, environment: SecretSource, config: SecretSource | None = None) -> None:
         self._sources: dict[KeySource, SecretSource | None] = {
@@ -53,17 +68,32 @@ class ProviderKeys:
             KeySource.CONFIG_SECRET: config,
         }
         self._read: dict[KeyReference, str] = {}
+        self._stale: set[KeyReference] = set()
+        self._logger = get_logger(__name__)
 
-    async def key_of(self, deployment: str, reference: KeyReference) -> str:
+    def follows_rotation(self, reference: KeyReference) -> bool:
+        """Whether the key is asked for at every call (a secret of a configured config
+        service) rather than read once."""
+        return (
+            reference.source is KeySource.CONFIG_SECRET
+            and self._sources[KeySource.CONFIG_SECRET] is not None
+        )
+
+    async def key_of(
+        self, deployment: str, reference: KeyReference, *, deadline: float | None = None
+    ) -> str:
         """The key `reference` names for `deployment`, registered as a secret to mask.
 
         FailedPreconditionError PROVIDER_KEY_MISSING when it is not there (or no config
-        service is configured for a secret), PROVIDER_KEY_UNREADABLE when the source
-        failed; both name the deployment and where the key was looked for, never a value.
+        service is configured for a secret), PROVIDER_KEY_UNREADABLE when the source refused
+        it; UnavailableError PROVIDER_KEY_UNAVAILABLE when the source cannot be reached (or
+        did not answer by `deadline`, absolute on the event loop's clock) and no key was
+        read before. Each names the deployment and where the key was looked for, never a value.
         """
-        known = self._read.get(reference)
-        if known is not None:
-            return known
+        if not self.follows_rotation(reference):
+            known = self._read.get(reference)
+            if known is not None:
+                return known
         where = (
             f"the environment variable {reference.name}"
             if reference.source is KeySource.ENVIRONMENT
@@ -76,27 +106,68 @@ class ProviderKeys:
         }
         source = self._sources[reference.source]
         if source is None:
-            raise _missing(deployment, f"{where} (no config service is configured)", metadata)
+            raise _missing(
+                deployment,
+                f"{where} (no config service is configured: set MAINMAST_LLM_CONFIG_TARGET)",
+                metadata,
+            )
         try:
-            value = await source.get_secret(reference.name)
+            async with asyncio.timeout_at(deadline):
+                value = await source.get_secret(reference.name)
         except NotFoundError as exc:
             raise _missing(deployment, where, metadata) from exc
+        except (UnavailableError, DeadlineExceededError, TimeoutError) as exc:
+            cause = exc.reason if isinstance(exc, MainmastError) else "DEADLINE_EXCEEDED"
+            return self._read_before(reference, where, {**metadata, "cause_reason": cause}, exc)
         except MainmastError as exc:
             raise FailedPreconditionError(
-                f"The key of the deployment {deployment!r} could not be read from {where}: "
-                f"{exc.reason}.",
+                f"The key of the deployment {deployment!r} could not be read from {where} "
+                f"({exc.reason}): {exc.message}",
                 reason="PROVIDER_KEY_UNREADABLE",
                 domain=LLM_ERROR_DOMAIN,
                 metadata={**metadata, "cause_reason": exc.reason},
             ) from exc
         if not value:
             raise _missing(deployment, where, metadata)
+        self._remember(reference, value)
+        return value
+
+    def _remember(self, reference: KeyReference, value: str) -> None:
+        self._stale.discard(reference)
+        if self._read.get(reference) == value:
+            return
         # A value shorter than this (a placeholder such as "x" for a keyless
         # OpenAI-compatible server) would mask ordinary words in every line.
         if len(value.strip()) >= MIN_SECRET_LENGTH:
             register_secret(value)
         self._read[reference] = value
-        return value
+
+    def _read_before(
+        self,
+        reference: KeyReference,
+        where: str,
+        metadata: dict[str, str],
+        error: BaseException,
+    ) -> str:
+        """The key read last, while its source cannot be reached; UnavailableError if none."""
+        known = self._read.get(reference)
+        if known is None:
+            raise UnavailableError(
+                f"The key of the deployment {metadata['deployment']!r} cannot be read from "
+                f"{where} right now ({metadata['cause_reason']}); the next call tries again.",
+                reason="PROVIDER_KEY_UNAVAILABLE",
+                domain=LLM_ERROR_DOMAIN,
+                metadata=metadata,
+            ) from error
+        if reference not in self._stale:
+            self._stale.add(reference)
+            # Once per outage, not at every call it lasts.
+            self._logger.warning(
+                "llm.provider_key_from_earlier_read",
+                detail=f"{where} cannot be read right now; the key read last is used",
+                **metadata,
+            )
+        return known
 
 
 def _missing(deployment: str, where: str, metadata: dict[str, str]) -> FailedPreconditionError:

@@ -142,6 +142,17 @@ class RoutingTable:
         """The price of a call on `deployment`, or None when the table has none."""
         return self.prices.price_of(deployment.name, deployment.model)
 
+    def config_secret_names(self) -> list[str]:
+        """The config-service secrets its deployments' keys name (`{secret: NAME}`), sorted."""
+        return sorted(
+            {
+                deployment.key.name
+                for alias in self.aliases.values()
+                for deployment in alias.deployments
+                if deployment.key is not None and deployment.key.source is KeySource.CONFIG_SECRET
+            }
+        )
+
 
 def ordered_deployments(alias: ModelAlias, random: Callable[[], float]) -> list[Deployment]:
     """The deployments of `alias` in the order to try them for one call.

@@ -1,9 +1,11 @@
 """The adapters of a routing table: one per deployment, its key looked up where the file says.
 
-Keys are read once, when the adapters are built, through `ProviderKeys` (see
-`_provider_keys`): `{env: NAME}` from the environment, `{secret: NAME}` from the config
-service. A key that cannot be found stops the build with FailedPreconditionError naming
-the deployment and where the key was looked for, never a value.
+Keys are looked up through `ProviderKeys` (see `_provider_keys`). `{env: NAME}` keys are
+read when the adapters are built: one that cannot be found stops the build with
+FailedPreconditionError naming the deployment and where the key was looked for, never a
+value, and so does a `{secret: NAME}` key without a config service. With one, a secret is
+read at each call instead (`RotatingKeyAdapter`), so that the service starts while the
+config service is down and a rotated key is used without a restart.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from ._gemini import GEMINI_BASE_URL, GeminiAdapter
 from ._ollama import OLLAMA_BASE_URL, OllamaAdapter
 from ._openai import AZURE_API_VERSION, OPENAI_BASE_URL, AzureOpenAIAdapter, OpenAIAdapter
 from ._provider_keys import EnvironmentSecrets, ProviderKeys, SecretSource
+from ._rotating_key import RotatingKeyAdapter
 from ._routing import Deployment, RoutingTable
 
 
@@ -33,17 +36,31 @@ async def build_adapters(
     """An adapter for every deployment of `routing`, by deployment name, all on `client`.
 
     `{env: NAME}` keys are read from `environ` (the process environment when None),
-    `{secret: NAME}` keys from `secrets` (None: no config service, so they are missing).
+    `{secret: NAME}` keys from `secrets` at each call (None: no config service, so they
+    are missing).
     """
     keys = ProviderKeys(EnvironmentSecrets(environ), secrets)
     adapters: dict[str, ProviderAdapter] = {}
     for alias in routing.aliases.values():
         for deployment in alias.deployments:
-            key = None
-            if deployment.key is not None:
-                key = await keys.key_of(deployment.name, deployment.key)
-            adapters[deployment.name] = create_adapter(deployment, client, api_key=key)
+            adapters[deployment.name] = await _adapter_of(deployment, client, keys)
     return adapters
+
+
+async def _adapter_of(
+    deployment: Deployment, client: httpx.AsyncClient, keys: ProviderKeys
+) -> ProviderAdapter:
+    reference = deployment.key
+    if reference is None:
+        return create_adapter(deployment, client, api_key=None)
+    if keys.follows_rotation(reference):
+        return RotatingKeyAdapter(
+            deployment,
+            reference,
+            keys=keys,
+            make=lambda key: create_adapter(deployment, client, api_key=key),
+        )
+    return create_adapter(deployment, client, api_key=await keys.key_of(deployment.name, reference))
 
 
 def create_adapter(

@@ -8,7 +8,6 @@ from collections.abc import Mapping
 from typing import ClassVar
 
 import grpc.aio
-import httpx
 from prometheus_client import CollectorRegistry
 
 from mainmast.auth import CallerAuthentication
@@ -17,6 +16,8 @@ from mainmast.llm.v1 import llm_service_pb2_grpc
 from mainmast.logging import get_logger
 from mainmast.runtime import Authenticate, Service
 
+from ._config_secrets import ConfigServiceSecrets
+from ._http_client import provider_http_client
 from ._ledger import UsageLedger
 from ._ledger_migrations import migrate_database
 from ._limits import QuotaPolicy
@@ -44,8 +45,9 @@ class LlmService(Service[LlmSettings]):
     loudly) and its permissions are checked as `LlmServicer` says. `registry` takes the
     ledger's metrics (when None, the server's, so they appear on its /metrics). Provider
     keys written `{env: NAME}` are read from `environ` (the process environment when
-    None), keys written `{secret: NAME}` from `secrets`, the config service; without
-    one, a routing file that names a secret does not start.
+    None), keys written `{secret: NAME}` from `secrets`, else from the config service at
+    `config_target` (a client opened at startup, without waiting for that service, and
+    closed at shutdown); with neither, a routing file that names a secret does not start.
     """
 
     name: ClassVar[str] = "llm"
@@ -88,19 +90,10 @@ class LlmService(Service[LlmSettings]):
         try:
             await self._callers.start()
             self._resources.push_async_callback(self._callers.close)
-            client = httpx.AsyncClient(
-                # Each adapter bounds its call by the deployment's timeout and the call's
-                # deadline, so the client adds no timeouts of its own.
-                timeout=httpx.Timeout(None),
-                limits=httpx.Limits(max_connections=None, max_keepalive_connections=256),
-                trust_env=self.settings.http_trust_env,
-            )
+            secrets = await self._open_secrets(routing)
+            client = provider_http_client(trust_env=self.settings.http_trust_env)
             self._resources.push_async_callback(client.aclose)
-            # Where the config service's client comes in once the SDK has one: `secrets`
-            # is any object with `async get_secret(name) -> str` (NotFoundError if none).
-            adapters = await build_adapters(
-                routing, client, environ=self._environ, secrets=self._secrets
-            )
+            adapters = await build_adapters(routing, client, environ=self._environ, secrets=secrets)
             router = Router(routing, adapters)
             store = await open_quota_store(self.settings.quota_store_url)
             self._resources.push_async_callback(store.close)
@@ -131,6 +124,24 @@ class LlmService(Service[LlmSettings]):
             auth_required=self._callers.required,
         )
 
+    async def _open_secrets(self, routing: RoutingTable) -> SecretSource | None:
+        """Where `{secret: NAME}` keys are read: the source given, else the config service
+        the settings name (its client closed with the other resources), else nowhere."""
+        if self._secrets is not None or not self.settings.config_target:
+            return self._secrets
+        secrets = ConfigServiceSecrets.from_settings(
+            self.settings, watched=routing.config_secret_names()
+        )
+        self._resources.push_async_callback(secrets.close)
+        await secrets.start()
+        get_logger("mainmast_llm.service").info(
+            "llm.provider_keys_from_config_service",
+            config_target=secrets.target,
+            secret_names=routing.config_secret_names(),
+            service_account=self.settings.config_client_id or None,
+        )
+        return secrets
+
     def register(self, server: grpc.aio.Server) -> None:
         """Add the LlmService servicer to `server` (after `startup()`)."""
         llm_service_pb2_grpc.add_LlmServiceServicer_to_server(self.servicer, server)
@@ -140,7 +151,7 @@ class LlmService(Service[LlmSettings]):
         return self._callers.authenticator()
 
     async def shutdown(self) -> None:
-        """Flush the ledger, then close its database, the quota store, the HTTP client and
-        the callers' authentication."""
+        """Flush the ledger, then close its database, the quota store, the HTTP client, the
+        config service's client and the callers' authentication."""
         self._servicer = None
         await self._resources.aclose()

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Self
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from mainmast.auth import CallerAuthSettings
@@ -20,6 +21,11 @@ class LlmSettings(CallerAuthSettings):
     Callers authenticate with mainmast access tokens, verified against the auth service
     at `auth_target` (`MAINMAST_LLM_AUTH_TARGET`, ...; see CallerAuthSettings);
     `auth_required=false` lets every caller in as the dev principal, for one machine.
+
+    Provider keys written `{secret: NAME}` are read from the config service at
+    `config_target`, as the service account `config_client_id` (its tokens come from the
+    same auth service); without a `config_target` a routing file that names a secret does
+    not start.
     """
 
     model_config = SettingsConfigDict(env_prefix="MAINMAST_LLM_")
@@ -61,6 +67,30 @@ class LlmSettings(CallerAuthSettings):
 
     http_trust_env: bool = True
     """Whether provider calls honour the proxy variables of the environment."""
+
+    config_target: str = ""
+    """The config service's gRPC address, HOST:PORT, where `{secret: NAME}` provider keys
+    are read; empty: no config service, so a routing file that names a secret does not start."""
+
+    config_client_id: str = ""
+    """The client id of the llm service's own service account, whose client-credentials
+    tokens (from the auth service at `auth_target`) authenticate it to the config service;
+    empty: calls to the config service carry no token (one running `auth_required=false`)."""
+
+    config_client_secret: SecretStr | None = None
+    """That service account's client secret; set together with `config_client_id`."""
+
+    @model_validator(mode="after")
+    def _config_credentials_complete(self) -> Self:
+        has_secret = (
+            self.config_client_secret is not None
+            and self.config_client_secret.get_secret_value() != ""
+        )
+        if bool(self.config_client_id) != has_secret:
+            raise ValueError(
+                "set MAINMAST_LLM_CONFIG_CLIENT_ID and MAINMAST_LLM_CONFIG_CLIENT_SECRET together"
+            )
+        return self
 
     def tenant_limits(self) -> TenantLimits:
         """The limits every tenant gets."""
