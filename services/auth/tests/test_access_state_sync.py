@@ -11,13 +11,11 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, MutableMapping
-from contextlib import AsyncExitStack, asynccontextmanager
+from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
-import grpc.aio
 import pytest
 import structlog.testing
 from sqlalchemy import text
@@ -26,20 +24,15 @@ from mainmast.auth.v1 import auth_service_pb2 as pb
 from mainmast.auth.v1 import auth_service_pb2_grpc
 from mainmast.db import DatabasePool
 from mainmast.errors import UnauthenticatedError, translate_rpc_errors
-from mainmast.runtime import ServiceServer
 from mainmast_auth import _access_state_sync
 from mainmast_auth._access_state import AccessSnapshot
 from mainmast_auth._access_state_sync import AccessStateSync
-from mainmast_auth._admin_service import bootstrap_platform_admin
-from mainmast_auth._passwords import PasswordHasher
 from mainmast_auth._resource_names import PrincipalKind
 from mainmast_auth._store_migrations import migrate_database
 from mainmast_auth._store_tokens import revoke_token_ids
 from mainmast_auth.service import AuthService
-from mainmast_auth.settings import AuthSettings
 from mainmast_auth.testing import eventually
 
-ROOT_PASSWORD = "the platform's own long passphrase"
 PASSWORD = "correct horse battery staple"
 LIFETIME = timedelta(minutes=15)
 LEEWAY = timedelta(seconds=30)
@@ -65,28 +58,6 @@ class Replica:
         except UnauthenticatedError as exc:
             return exc.reason
         return None
-
-
-def _settings(database: str, tmp_path: Path) -> AuthSettings:
-    values: dict[str, Any] = {
-        "listen": "127.0.0.1:0",
-        "metrics_listen": "",
-        "database_url": database,
-        # One sealing key for both: replica B opens the signing key replica A made.
-        "signing_key_encryption_key_file": tmp_path / "sealing.key",
-    }
-    return AuthSettings(**values)
-
-
-@asynccontextmanager
-async def _replica(name: str, database: str, tmp_path: Path) -> AsyncIterator[Replica]:
-    service = AuthService(_settings(database, tmp_path))
-    async with ServiceServer(service) as running:
-        channel = grpc.aio.insecure_channel(f"127.0.0.1:{running.port}")
-        try:
-            yield Replica(name, service, auth_service_pb2_grpc.AuthServiceStub(channel))
-        finally:
-            await channel.close(None)
 
 
 @dataclass
@@ -128,29 +99,17 @@ class Fleet:
 
 
 @pytest.fixture
-async def fleet(fresh_database_url: str, tmp_path: Path) -> AsyncIterator[Fleet]:
+async def fleet(fresh_database_url: str, serve_auth: Any) -> AsyncIterator[Fleet]:
     """Replicas A and B on one database, with a platform admin and tenants acme and globex."""
     async with AsyncExitStack() as stack:
-        a = await stack.enter_async_context(_replica("A", fresh_database_url, tmp_path))
-        await bootstrap_platform_admin(
-            a.service.database,
-            PasswordHasher(),
-            tenant="tenants/platform",
-            username="root",
-            password=ROOT_PASSWORD,
+        a = await stack.enter_async_context(serve_auth(fresh_database_url))
+        await a.add_root()
+        b = await stack.enter_async_context(serve_auth(fresh_database_url))
+        fleet = Fleet(
+            Replica("A", a.service, a.stub), Replica("B", b.service, b.stub), a.root_token
         )
-        b = await stack.enter_async_context(_replica("B", fresh_database_url, tmp_path))
-        await a.service.policy.refresh()
-        root_login = pb.IssueTokenRequest(
-            password=pb.IssueTokenRequest.PasswordGrant(
-                tenant="tenants/platform", username="root", password=ROOT_PASSWORD
-            )
-        )
-        with translate_rpc_errors():
-            root = (await a.stub.IssueToken(root_login)).access_token
-        fleet = Fleet(a, b, root)
         for tenant_id in ("acme", "globex"):
-            await fleet.call(a, "CreateTenant", pb.CreateTenantRequest(tenant_id=tenant_id))
+            await fleet.call(fleet.a, "CreateTenant", pb.CreateTenantRequest(tenant_id=tenant_id))
         yield fleet
 
 

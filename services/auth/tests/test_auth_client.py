@@ -7,15 +7,11 @@ the JWKS, rotation, revocation, introspection, and the errors each one raises.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from dataclasses import dataclass
+import functools
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
-from pydantic import SecretStr
 
 from mainmast.auth import (
     AuthClient,
@@ -31,69 +27,30 @@ from mainmast.errors import (
     UnavailableError,
     ValidationError,
 )
-from mainmast.runtime import ServiceServer
 from mainmast_auth._passwords import PasswordHasher
-from mainmast_auth._store_directory import (
-    create_service_account,
-)
-from mainmast_auth.service import AuthService
-from mainmast_auth.settings import AuthSettings
-from mainmast_auth.testing import grant_platform_admin, seed_tenant
+from mainmast_auth._store_directory import create_service_account
 
 ISSUER = "https://auth.test"
 AUDIENCE = "mainmast-test"
 PASSWORD = "correct horse battery staple"
 CLIENT_SECRET = "s3cr3t-client-value-for-tests-only"
 
-
-@dataclass
-class Running:
-    """A running auth service, and the client config that reaches it."""
-
-    service: AuthService
-    config: AuthClientConfig
-
-    async def seed(self, tenant: str, *users: str, role: str = "member") -> None:
-        """Create `tenant` (unless it exists) with its roles, and `users` holding `role`,
-        straight in the store; the service's policy picks them up now, not at its next poll."""
-        await seed_tenant(self.service.database, tenant, *users, password=PASSWORD, role=role)
-        await self.service.policy.refresh()
-
-    async def make_platform_admin(self, principal: str) -> None:
-        """Give `principal` the platform-admin role (picked up now, as `seed`'s are)."""
-        await grant_platform_admin(self.service.database, principal)
-        await self.service.policy.refresh()
+Running = Any  # the conftest's `Served`, which a test module cannot import
 
 
-def _settings(database: str, tmp_path: Path) -> AuthSettings:
-    return AuthSettings(
-        listen="127.0.0.1:0",
-        metrics_listen="",
-        database_url=SecretStr(database),
-        signing_key_encryption_key_file=tmp_path / "sealing.key",
-        issuer=ISSUER,
-        audience=AUDIENCE,
-    )
-
-
-@asynccontextmanager
-async def _serve(database: str, tmp_path: Path, **config: Any) -> AsyncIterator[Running]:
-    service = AuthService(_settings(database, tmp_path))
-    async with ServiceServer(service) as server:
-        yield Running(
-            service,
-            AuthClientConfig(
-                target=f"127.0.0.1:{server.port}", issuer=ISSUER, audience=AUDIENCE, **config
-            ),
-        )
+@pytest.fixture
+def serve(serve_auth: Any) -> Any:
+    """`async with serve(database) as running:` an auth service with this file's issuer and
+    audience."""
+    return functools.partial(serve_auth, issuer=ISSUER, audience=AUDIENCE)
 
 
 async def test_a_login_gives_tokens_that_verify_locally(
-    fresh_database_url: str, tmp_path: Path
+    fresh_database_url: str, serve: Any
 ) -> None:
     async with (
-        _serve(fresh_database_url, tmp_path) as running,
-        AuthClient(config=running.config) as auth,
+        serve(fresh_database_url) as running,
+        AuthClient(config=running.client_config()) as auth,
     ):
         await running.seed("tenants/acme", "alice", role="admin")
         tokens = await auth.login("tenants/acme", "alice", PASSWORD)
@@ -115,14 +72,14 @@ async def test_a_login_gives_tokens_that_verify_locally(
 
 
 async def test_a_token_of_a_rotated_key_refreshes_the_jwks_once_and_verifies(
-    fresh_database_url: str, tmp_path: Path
+    fresh_database_url: str, serve: Any
 ) -> None:
-    async with _serve(fresh_database_url, tmp_path) as running:
+    async with serve(fresh_database_url) as running:
         await running.seed("tenants/acme", "alice")
         await running.make_platform_admin("tenants/acme/users/alice")
         async with (
-            AuthClient(config=running.config) as admin,
-            AuthClient(config=running.config) as verifier,
+            AuthClient(config=running.client_config()) as admin,
+            AuthClient(config=running.client_config()) as verifier,
         ):
             before = await admin.login("tenants/acme", "alice", PASSWORD)
             old_key = (await verifier.verify(before.access_token)).key_id
@@ -144,14 +101,12 @@ async def test_a_token_of_a_rotated_key_refreshes_the_jwks_once_and_verifies(
     assert fetches_at_end == 2
 
 
-async def test_verification_goes_on_after_the_service_stops(
-    sqlite_url: str, tmp_path: Path
-) -> None:
+async def test_verification_goes_on_after_the_service_stops(sqlite_url: str, serve: Any) -> None:
     auth = AuthClient(config=AuthClientConfig(issuer=ISSUER, audience=AUDIENCE))
     try:
-        async with _serve(sqlite_url, tmp_path) as running:
+        async with serve(sqlite_url) as running:
             await running.seed("tenants/acme", "alice")
-            auth = AuthClient(config=running.config)
+            auth = AuthClient(config=running.client_config())
             await auth.connect()
             tokens = await auth.login("tenants/acme", "alice", PASSWORD)
 
@@ -168,11 +123,11 @@ async def test_verification_goes_on_after_the_service_stops(
 
 
 async def test_a_refresh_rotates_the_pair_and_a_reused_refresh_token_is_refused(
-    fresh_database_url: str, tmp_path: Path
+    fresh_database_url: str, serve: Any
 ) -> None:
     async with (
-        _serve(fresh_database_url, tmp_path) as running,
-        AuthClient(config=running.config) as auth,
+        serve(fresh_database_url) as running,
+        AuthClient(config=running.client_config()) as auth,
     ):
         await running.seed("tenants/acme", "alice")
         first = await auth.login("tenants/acme", "alice", PASSWORD)
@@ -188,12 +143,10 @@ async def test_a_refresh_rotates_the_pair_and_a_reused_refresh_token_is_refused(
     assert reused.value.reason == AuthErrorReason.REFRESH_TOKEN_REUSED
 
 
-async def test_a_revoked_token_introspects_inactive(
-    fresh_database_url: str, tmp_path: Path
-) -> None:
+async def test_a_revoked_token_introspects_inactive(fresh_database_url: str, serve: Any) -> None:
     async with (
-        _serve(fresh_database_url, tmp_path) as running,
-        AuthClient(config=running.config) as auth,
+        serve(fresh_database_url) as running,
+        AuthClient(config=running.client_config()) as auth,
     ):
         await running.seed("tenants/acme", "alice", "dave")
         alice = await auth.login("tenants/acme", "alice", PASSWORD)
@@ -219,11 +172,11 @@ async def test_a_revoked_token_introspects_inactive(
 
 
 async def test_with_introspection_revocation_checks_a_revoked_token_fails_to_verify(
-    sqlite_url: str, tmp_path: Path
+    sqlite_url: str, serve: Any
 ) -> None:
-    async with _serve(sqlite_url, tmp_path, revocation_check="introspect") as running:
+    async with serve(sqlite_url) as running:
         await running.seed("tenants/acme", "alice", "dave")
-        async with AuthClient(config=running.config) as auth:
+        async with AuthClient(config=running.client_config(revocation_check="introspect")) as auth:
             alice = await auth.login("tenants/acme", "alice", PASSWORD)
             dave = await auth.login("tenants/acme", "dave", PASSWORD)
             before = await auth.verify(alice.access_token)
@@ -241,11 +194,11 @@ async def test_with_introspection_revocation_checks_a_revoked_token_fails_to_ver
 
 
 async def test_client_credentials_give_a_service_account_a_token_without_refresh(
-    sqlite_url: str, tmp_path: Path
+    sqlite_url: str, serve: Any
 ) -> None:
     async with (
-        _serve(sqlite_url, tmp_path) as running,
-        AuthClient(config=running.config) as auth,
+        serve(sqlite_url) as running,
+        AuthClient(config=running.client_config()) as auth,
     ):
         await running.seed("tenants/acme")
         async with running.service.database.session() as session:
@@ -270,11 +223,11 @@ async def test_client_credentials_give_a_service_account_a_token_without_refresh
 
 
 async def test_failures_arrive_as_mainmast_errors_with_their_reasons(
-    sqlite_url: str, tmp_path: Path
+    sqlite_url: str, serve: Any
 ) -> None:
     async with (
-        _serve(sqlite_url, tmp_path) as running,
-        AuthClient(config=running.config) as auth,
+        serve(sqlite_url) as running,
+        AuthClient(config=running.client_config()) as auth,
     ):
         await running.seed("tenants/acme", "alice", "bob")
         with pytest.raises(UnauthenticatedError) as wrong_password:

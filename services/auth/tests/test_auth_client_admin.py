@@ -10,10 +10,9 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from pathlib import Path
+from typing import Any
 
 import pytest
-from pydantic import SecretStr
 
 from mainmast.auth import (
     AuthClient,
@@ -23,13 +22,7 @@ from mainmast.auth import (
     ResourceState,
 )
 from mainmast.errors import PermissionDeniedError
-from mainmast.runtime import ServiceServer
-from mainmast_auth._admin_service import bootstrap_platform_admin
-from mainmast_auth._passwords import PasswordHasher
-from mainmast_auth.service import AuthService
-from mainmast_auth.settings import AuthSettings
 
-ROOT_PASSWORD = "the platform's own long passphrase"
 PASSWORD = "correct horse battery staple"
 ALICE = "tenants/acme/users/alice"
 VIEWER = "tenants/acme/roles/viewer"
@@ -45,28 +38,12 @@ class Platform:
 
 
 @pytest.fixture
-async def platform(fresh_database_url: str, tmp_path: Path) -> AsyncIterator[Platform]:
-    """A served auth service with the platform admin `tenants/platform/users/root`."""
-    settings = AuthSettings(
-        listen="127.0.0.1:0",
-        metrics_listen="",
-        database_url=SecretStr(fresh_database_url),
-        signing_key_encryption_key_file=tmp_path / "sealing.key",
-    )
-    service = AuthService(settings)
-    async with ServiceServer(service) as server:
-        await bootstrap_platform_admin(
-            service.database,
-            PasswordHasher(),
-            tenant="tenants/platform",
-            username="root",
-            password=ROOT_PASSWORD,
-        )
-        await service.policy.refresh()
-        config = AuthClientConfig(target=f"127.0.0.1:{server.port}")
-        async with AuthClient(config=config) as auth:
-            root = await auth.login("tenants/platform", "root", ROOT_PASSWORD)
-            yield Platform(config, auth, root.access_token)
+async def platform(server: Any) -> AsyncIterator[Platform]:
+    """The conftest's server, with the platform admin `tenants/platform/users/root`, and a
+    client connected to it."""
+    config = server.client_config()
+    async with AuthClient(config=config) as auth:
+        yield Platform(config, auth, server.root_token)
 
 
 async def _acme_with_alice(platform: Platform) -> str:

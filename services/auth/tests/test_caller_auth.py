@@ -5,17 +5,15 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from pathlib import Path
+from typing import Any
 
 import pytest
-from pydantic import SecretStr
 from structlog.testing import capture_logs
 
 from mainmast.auth import DEV_PRINCIPAL, CallerAuthentication, CallerAuthSettings
 from mainmast.errors import PermissionDeniedError, UnavailableError
 from mainmast.runtime import ServiceServer
 from mainmast_auth.service import AuthService
-from mainmast_auth.settings import AuthSettings
 from mainmast_auth.testing import seed_tenant
 
 PASSWORD = "correct horse battery staple"
@@ -29,19 +27,8 @@ def _free_port() -> int:
         return port
 
 
-def _auth_service(port: int, database: str, tmp_path: Path) -> AuthService:
-    return AuthService(
-        AuthSettings(
-            listen=f"127.0.0.1:{port}",
-            metrics_listen="",
-            database_url=SecretStr(database),
-            signing_key_encryption_key_file=tmp_path / "sealing.key",
-        )
-    )
-
-
 async def test_calls_are_refused_until_the_auth_service_answers_then_authenticated(
-    sqlite_url: str, tmp_path: Path
+    sqlite_url: str, auth_settings: Any
 ) -> None:
     port = _free_port()
     callers = CallerAuthentication(
@@ -54,7 +41,7 @@ async def test_calls_are_refused_until_the_auth_service_answers_then_authenticat
             with pytest.raises(UnavailableError) as refused:
                 await authenticate(METHOD, (("authorization", "Bearer x"),))
 
-            service = _auth_service(port, sqlite_url, tmp_path)
+            service = AuthService(auth_settings(sqlite_url, listen=f"127.0.0.1:{port}"))
             async with ServiceServer(service):
                 await seed_tenant(service.database, "tenants/acme", "alice", password=PASSWORD)
                 # Seeded straight in the store: picked up now rather than at the next poll.

@@ -8,11 +8,10 @@ from the answer rather than waited for.
 from __future__ import annotations
 
 import functools
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import grpc
@@ -109,7 +108,7 @@ class Server:
 @asynccontextmanager
 async def _serve(
     sqlite_url: str,
-    tmp_path: Path,
+    auth_settings: Callable[..., AuthSettings],
     monkeypatch: pytest.MonkeyPatch,
     limits: dict[str, Any] = LIMITS,
     users: Sequence[str] = ("alice",),
@@ -119,15 +118,9 @@ async def _serve(
     monkeypatch.setattr(
         service_module, "TokenService", functools.partial(TokenService, login_clock=clock)
     )
-    values: dict[str, Any] = {
-        "listen": "127.0.0.1:0",
-        "metrics_listen": "",
-        "database_url": sqlite_url,
-        "signing_key_encryption_key_file": tmp_path / "sealing.key",
-        "issuer": "https://auth.test",
-        "audience": "mainmast-test",
-    }
-    settings = AuthSettings(**(values | limits))
+    settings = auth_settings(
+        sqlite_url, issuer="https://auth.test", audience="mainmast-test", **limits
+    )
     service = AuthService(settings)
     async with ServiceServer(service) as server:
         await seed_tenant(service.database, TENANT, *users, password=PASSWORD, now=NOW)
@@ -149,9 +142,9 @@ def test_the_reason_is_a_value_of_the_contract() -> None:
 
 
 async def test_a_user_is_locked_out_after_n_failures_and_the_lockout_doubles_to_its_cap(
-    sqlite_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    sqlite_url: str, auth_settings: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    async with _serve(sqlite_url, tmp_path, monkeypatch) as server:
+    async with _serve(sqlite_url, auth_settings, monkeypatch) as server:
         failures = [await server.failed_login("alice") for _ in range(3)]
         with pytest.raises(RateLimitedError) as first:
             await server.login("alice")  # even the right password is refused while locked
@@ -181,14 +174,14 @@ async def test_a_user_is_locked_out_after_n_failures_and_the_lockout_doubles_to_
 
 
 async def test_the_login_settings_decide_when_and_how_long_a_name_is_locked_out(
-    sqlite_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    sqlite_url: str, auth_settings: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    async with _serve(sqlite_url, tmp_path, monkeypatch, limits={}) as defaults:
+    async with _serve(sqlite_url, auth_settings, monkeypatch, limits={}) as defaults:
         by_default = [await defaults.failed_login("alice") for _ in range(4)]
         still_open = await defaults.login("alice")
     strict = {"login_max_failures": 1, "login_base_lockout_seconds": 7}
     other_database = sqlite_url.replace("test.db", "strict.db")
-    async with _serve(other_database, tmp_path, monkeypatch, limits=strict) as server:
+    async with _serve(other_database, auth_settings, monkeypatch, limits=strict) as server:
         await server.failed_login("alice")
         with pytest.raises(RateLimitedError) as locked:
             await server.login("alice")
@@ -201,9 +194,9 @@ async def test_the_login_settings_decide_when_and_how_long_a_name_is_locked_out(
 
 
 async def test_a_lockout_counts_down_and_lifts(
-    sqlite_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    sqlite_url: str, auth_settings: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    async with _serve(sqlite_url, tmp_path, monkeypatch) as server:
+    async with _serve(sqlite_url, auth_settings, monkeypatch) as server:
         for _ in range(3):
             await server.failed_login("alice")
         server.clock.advance(20.5)
@@ -217,9 +210,9 @@ async def test_a_lockout_counts_down_and_lifts(
 
 
 async def test_a_success_resets_the_user_and_old_failures_age_out(
-    sqlite_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    sqlite_url: str, auth_settings: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    async with _serve(sqlite_url, tmp_path, monkeypatch) as server:
+    async with _serve(sqlite_url, auth_settings, monkeypatch) as server:
         for _ in range(2):
             await server.failed_login("alice")
         await server.login("alice")
@@ -235,7 +228,7 @@ async def test_a_success_resets_the_user_and_old_failures_age_out(
 
 
 async def test_an_unknown_user_is_locked_out_alike_and_the_answers_match(
-    sqlite_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    sqlite_url: str, auth_settings: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     verifications: list[str | None] = []
     real_verify = PasswordHasher.verify_async
@@ -245,7 +238,7 @@ async def test_an_unknown_user_is_locked_out_alike_and_the_answers_match(
         return await real_verify(self, password_hash, pw)
 
     monkeypatch.setattr(PasswordHasher, "verify_async", counting_verify)
-    async with _serve(sqlite_url, tmp_path, monkeypatch) as server:
+    async with _serve(sqlite_url, auth_settings, monkeypatch) as server:
         known = [await server.failed_login("alice") for _ in range(3)]
         unknown = [await server.failed_login("mallory") for _ in range(3)]
         before_locked = len(verifications)
@@ -264,10 +257,10 @@ async def test_an_unknown_user_is_locked_out_alike_and_the_answers_match(
 
 
 async def test_one_address_is_limited_across_usernames(
-    sqlite_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    sqlite_url: str, auth_settings: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     limits = {"login_max_failures": 10, "login_address_max_failures": 3}
-    async with _serve(sqlite_url, tmp_path, monkeypatch, limits=limits) as server:
+    async with _serve(sqlite_url, auth_settings, monkeypatch, limits=limits) as server:
         spread = [await server.failed_login(name) for name in ("bob", "carol", "dave")]
         with pytest.raises(RateLimitedError) as locked:
             await server.login("alice")
@@ -280,10 +273,10 @@ async def test_one_address_is_limited_across_usernames(
 
 
 async def test_behind_a_trusted_proxy_the_forwarded_address_is_throttled(
-    sqlite_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    sqlite_url: str, auth_settings: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     limits = {"login_max_failures": 10, "login_address_max_failures": 2, "trusted_proxy_hops": 1}
-    async with _serve(sqlite_url, tmp_path, monkeypatch, limits=limits) as server:
+    async with _serve(sqlite_url, auth_settings, monkeypatch, limits=limits) as server:
         # The client claims 198.51.100.1; the proxy appends what it saw, 203.0.113.9.
         for name in ("bob", "carol"):
             await server.failed_login(name, forwarded_for="198.51.100.1, 203.0.113.9")
@@ -295,9 +288,9 @@ async def test_behind_a_trusted_proxy_the_forwarded_address_is_throttled(
 
 
 async def test_client_credentials_are_locked_out_per_client_id(
-    sqlite_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    sqlite_url: str, auth_settings: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    async with _serve(sqlite_url, tmp_path, monkeypatch) as server:
+    async with _serve(sqlite_url, auth_settings, monkeypatch) as server:
         async with server.service.database.session() as session:
             account = await create_service_account(
                 session,

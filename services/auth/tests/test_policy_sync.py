@@ -9,80 +9,34 @@ no test asserts on time.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, MutableMapping
-from contextlib import AsyncExitStack, asynccontextmanager
-from dataclasses import dataclass
-from pathlib import Path
+from contextlib import AsyncExitStack
 from typing import Any
 
-import grpc.aio
 import pytest
 import structlog.testing
 from sqlalchemy import text
 
 from mainmast.auth.v1 import auth_service_pb2 as pb
-from mainmast.auth.v1 import auth_service_pb2_grpc
 from mainmast.db import DatabasePool
-from mainmast.errors import translate_rpc_errors
-from mainmast.runtime import ServiceServer
 from mainmast_auth._admin_service import bootstrap_platform_admin
 from mainmast_auth._authorizer import Authorizer
 from mainmast_auth._passwords import PasswordHasher
 from mainmast_auth._policy_sync import PolicySync
 from mainmast_auth._store_migrations import migrate_database
 from mainmast_auth._store_policies import save_policy_changes
-from mainmast_auth.service import AuthService
-from mainmast_auth.settings import AuthSettings
 from mainmast_auth.testing import eventually
 
 ROOT_PASSWORD = "the platform's own long passphrase"
 PASSWORD = "correct horse battery staple"
 
-
-@dataclass
-class Replica:
-    """One running auth service and a stub on it."""
-
-    service: AuthService
-    stub: auth_service_pb2_grpc.AuthServiceAsyncStub
-
-
-def _settings(database: str, tmp_path: Path) -> AuthSettings:
-    values: dict[str, Any] = {
-        "listen": "127.0.0.1:0",
-        "metrics_listen": "",
-        "database_url": database,
-        # One sealing key for both: replica B opens the signing key replica A made.
-        "signing_key_encryption_key_file": tmp_path / "sealing.key",
-    }
-    return AuthSettings(**values)
-
-
-@asynccontextmanager
-async def _replica(database: str, tmp_path: Path) -> AsyncIterator[Replica]:
-    service = AuthService(_settings(database, tmp_path))
-    async with ServiceServer(service) as running:
-        channel = grpc.aio.insecure_channel(f"127.0.0.1:{running.port}")
-        try:
-            yield Replica(service, auth_service_pb2_grpc.AuthServiceStub(channel))
-        finally:
-            await channel.close(None)
-
-
-async def _login(replica: Replica, tenant: str, username: str, password: str) -> str:
-    request = pb.IssueTokenRequest(
-        password=pb.IssueTokenRequest.PasswordGrant(
-            tenant=tenant, username=username, password=password
-        )
-    )
-    with translate_rpc_errors():
-        return (await replica.stub.IssueToken(request)).access_token
+Replica = Any  # the conftest's `Served`, which a test module cannot import
 
 
 async def test_a_change_through_one_replica_is_enforced_by_the_other(
-    fresh_database_url: str, tmp_path: Path
+    fresh_database_url: str, serve_auth: Any
 ) -> None:
     async with AsyncExitStack() as stack:
-        a = await stack.enter_async_context(_replica(fresh_database_url, tmp_path))
+        a = await stack.enter_async_context(serve_auth(fresh_database_url))
         await bootstrap_platform_admin(
             a.service.database,
             PasswordHasher(),
@@ -90,13 +44,11 @@ async def test_a_change_through_one_replica_is_enforced_by_the_other(
             username="root",
             password=ROOT_PASSWORD,
         )
-        b = await stack.enter_async_context(_replica(fresh_database_url, tmp_path))
-        root = await _login(a, "tenants/platform", "root", ROOT_PASSWORD)
-        as_root = (("authorization", f"Bearer {root}"),)
+        b = await stack.enter_async_context(serve_auth(fresh_database_url))
+        root = await a.access_token("tenants/platform", "root", ROOT_PASSWORD)
 
         async def call(replica: Replica, method: str, request: Any) -> Any:
-            with translate_rpc_errors():
-                return await getattr(replica.stub, method)(request, metadata=as_root)
+            return await replica.call(getattr(replica.stub, method), request, root)
 
         async def allowed_on(replica: Replica) -> bool:
             response = await call(

@@ -9,100 +9,22 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
-import grpc.aio
 import pytest
 import structlog.testing
-from google.protobuf.message import Message
 from sqlalchemy import select, update
 
 from mainmast.auth.v1 import auth_service_pb2 as pb
-from mainmast.auth.v1 import auth_service_pb2_grpc, resources_pb2
-from mainmast.errors import (
-    AlreadyExistsError,
-    FailedPreconditionError,
-    ValidationError,
-    translate_rpc_errors,
-)
-from mainmast.runtime import ServiceServer
-from mainmast_auth._admin_service import bootstrap_platform_admin
+from mainmast.auth.v1 import resources_pb2
+from mainmast.errors import AlreadyExistsError, FailedPreconditionError, ValidationError
 from mainmast_auth._models import RequestRecordRow
-from mainmast_auth._passwords import PasswordHasher
 from mainmast_auth._request_records import RECORD_LIFETIME, RequestKey
-from mainmast_auth.service import AuthService
-from mainmast_auth.settings import AuthSettings
 
-ROOT_PASSWORD = "the platform's own long passphrase"
 PASSWORD = "correct horse battery staple"
 
-R = TypeVar("R")
-
-
-@dataclass
-class Server:
-    """A running auth service, a stub on it, and the platform admin's token."""
-
-    service: AuthService
-    stub: auth_service_pb2_grpc.AuthServiceAsyncStub
-    root: str = ""
-
-    async def login(self, tenant: str, username: str, password: str = PASSWORD) -> str:
-        """An access token from a password grant."""
-        request = pb.IssueTokenRequest(
-            password=pb.IssueTokenRequest.PasswordGrant(
-                tenant=tenant, username=username, password=password
-            )
-        )
-        with translate_rpc_errors():
-            return (await self.stub.IssueToken(request)).access_token
-
-    async def call(
-        self, method: Callable[..., Awaitable[R]], request: Message, token: str = ""
-    ) -> R:
-        """`method(request)` as the holder of `token` (the platform admin's by default)."""
-        metadata = (("authorization", f"Bearer {token or self.root}"),)
-        with translate_rpc_errors():
-            return await method(request, metadata=metadata)
-
-
-@asynccontextmanager
-async def _serve(database: str, tmp_path: Path) -> AsyncIterator[Server]:
-    values: dict[str, Any] = {
-        "listen": "127.0.0.1:0",
-        "metrics_listen": "",
-        "database_url": database,
-        "signing_key_encryption_key_file": tmp_path / "sealing.key",
-    }
-    service = AuthService(AuthSettings(**values))
-    async with ServiceServer(service) as running:
-        channel = grpc.aio.insecure_channel(f"127.0.0.1:{running.port}")
-        try:
-            server = Server(service, auth_service_pb2_grpc.AuthServiceStub(channel))
-            await bootstrap_platform_admin(
-                service.database,
-                PasswordHasher(),
-                tenant="tenants/platform",
-                username="root",
-                password=ROOT_PASSWORD,
-            )
-            await service.policy.refresh()
-            server.root = await server.login("tenants/platform", "root", ROOT_PASSWORD)
-            yield server
-        finally:
-            await channel.close(None)
-
-
-@pytest.fixture
-async def server(fresh_database_url: str, tmp_path: Path) -> AsyncIterator[Server]:
-    """A served auth service on an empty database of this test's own, with a platform admin."""
-    async with _serve(fresh_database_url, tmp_path) as running:
-        yield running
+Server = Any  # the conftest's `Served`, which a test module cannot import
 
 
 def _request_id() -> str:
@@ -147,7 +69,7 @@ async def test_a_retried_create_user_answers_the_first_user(server: Server) -> N
     again = await server.call(server.stub.CreateUser, request)
 
     assert again == first
-    assert await server.login("tenants/acme", "alice")
+    assert await server.access_token("tenants/acme", "alice")
 
 
 async def test_a_retried_create_service_account_answers_the_account_without_its_secret(
@@ -224,7 +146,7 @@ async def test_a_retried_subject_revocation_answers_the_first_time_and_spares_ne
     first = await server.call(server.stub.RevokeTokens, request)
     # iat has whole seconds: a token of the revocation's second would count as before it.
     await asyncio.sleep(1.0)
-    newer = await server.login("tenants/acme", "alice")
+    newer = await server.access_token("tenants/acme", "alice")
     again = await server.call(server.stub.RevokeTokens, request)
     introspected = await server.call(
         server.stub.IntrospectToken, pb.IntrospectTokenRequest(token=newer)
@@ -266,7 +188,7 @@ async def test_another_callers_request_id_is_another_request(server: Server) -> 
         server.stub.AssignRole,
         pb.AssignRoleRequest(principal="tenants/acme/users/alice", role="tenants/acme/roles/admin"),
     )
-    alice = await server.login("tenants/acme", "alice")
+    alice = await server.access_token("tenants/acme", "alice")
     created = await server.call(
         server.stub.CreateUser,
         pb.CreateUserRequest(

@@ -9,7 +9,6 @@ import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,10 +16,6 @@ from pydantic import SecretStr
 
 from mainmast.auth import AuthClient, AuthClientConfig, ServiceAccountTokens
 from mainmast.errors import DeadlineExceededError, UnauthenticatedError, UnavailableError
-from mainmast.runtime import ServiceServer
-from mainmast_auth.service import AuthService
-from mainmast_auth.settings import AuthSettings
-from mainmast_auth.testing import seed_tenant
 
 ACME = "tenants/acme"
 PASSWORD = "correct horse battery staple"
@@ -58,21 +53,12 @@ class Account:
 
 
 @pytest.fixture
-async def account(sqlite_url: str, tmp_path: Path) -> AsyncIterator[Account]:
+async def account(sqlite_url: str, serve_auth: Any) -> AsyncIterator[Account]:
     """The service account tenants/acme/serviceAccounts/orders-api; the auth service and the
     client are stopped and closed after the test."""
-    service = AuthService(
-        AuthSettings(
-            listen="127.0.0.1:0",
-            metrics_listen="",
-            database_url=SecretStr(sqlite_url),
-            signing_key_encryption_key_file=tmp_path / "sealing.key",
-        )
-    )
-    async with ServiceServer(service) as server:
-        await seed_tenant(service.database, ACME, "olga", password=PASSWORD, role="admin")
-        await service.policy.refresh()
-        config = AuthClientConfig(target=f"127.0.0.1:{server.port}")
+    async with serve_auth(sqlite_url) as served:
+        await served.seed(ACME, "olga", role="admin")
+        config = served.client_config()
         async with AuthClient(config=config) as admin:
             owner = (await admin.login(ACME, "olga", PASSWORD)).access_token
             created = await admin.create_service_account(ACME, "orders-api", bearer_token=owner)

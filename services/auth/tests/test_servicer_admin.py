@@ -6,20 +6,16 @@ the RPCs with real tokens, so each call is authorised as in production.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
-import grpc.aio
 import pytest
 import structlog.testing
 from google.protobuf.message import Message
 
 from mainmast.auth.v1 import auth_service_pb2 as pb
-from mainmast.auth.v1 import auth_service_pb2_grpc, resources_pb2
+from mainmast.auth.v1 import resources_pb2
 from mainmast.errors import (
     AlreadyExistsError,
     NotFoundError,
@@ -28,83 +24,15 @@ from mainmast.errors import (
     ValidationError,
     translate_rpc_errors,
 )
-from mainmast.runtime import ServiceServer
 from mainmast_auth._admin_service import bootstrap_platform_admin
 from mainmast_auth._passwords import PasswordHasher
 from mainmast_auth._store_directory import find_service_account
-from mainmast_auth.service import AuthService
-from mainmast_auth.settings import AuthSettings
 
 ROOT = "tenants/platform/users/root"
 ROOT_PASSWORD = "the platform's own long passphrase"
 PASSWORD = "correct horse battery staple"
 
-R = TypeVar("R")
-
-
-@dataclass
-class Server:
-    """A running auth service, a stub on it, and the platform admin's token."""
-
-    service: AuthService
-    stub: auth_service_pb2_grpc.AuthServiceAsyncStub
-    root_token: str = ""
-
-    async def login(self, tenant: str, username: str, password: str = PASSWORD) -> str:
-        """An access token from a password grant."""
-        request = pb.IssueTokenRequest(
-            password=pb.IssueTokenRequest.PasswordGrant(
-                tenant=tenant, username=username, password=password
-            )
-        )
-        with translate_rpc_errors():
-            return (await self.stub.IssueToken(request)).access_token
-
-    async def call(
-        self, method: Callable[..., Awaitable[R]], request: Message, token: str | None = None
-    ) -> R:
-        """`method(request)` as the holder of `token` (the platform admin's by default)."""
-        metadata = (("authorization", f"Bearer {token or self.root_token}"),)
-        with translate_rpc_errors():
-            return await method(request, metadata=metadata)
-
-
-def _settings(database: str, tmp_path: Path) -> AuthSettings:
-    values: dict[str, Any] = {
-        "listen": "127.0.0.1:0",
-        "metrics_listen": "",
-        "database_url": database,
-        "signing_key_encryption_key_file": tmp_path / "sealing.key",
-    }
-    return AuthSettings(**values)
-
-
-@asynccontextmanager
-async def _serve(database: str, tmp_path: Path) -> AsyncIterator[Server]:
-    service = AuthService(_settings(database, tmp_path))
-    async with ServiceServer(service) as running:
-        channel = grpc.aio.insecure_channel(f"127.0.0.1:{running.port}")
-        try:
-            server = Server(service, auth_service_pb2_grpc.AuthServiceStub(channel))
-            await bootstrap_platform_admin(
-                service.database,
-                PasswordHasher(),
-                tenant="tenants/platform",
-                username="root",
-                password=ROOT_PASSWORD,
-            )
-            await service.policy.refresh()
-            server.root_token = await server.login("tenants/platform", "root", ROOT_PASSWORD)
-            yield server
-        finally:
-            await channel.close(None)
-
-
-@pytest.fixture
-async def server(fresh_database_url: str, tmp_path: Path) -> AsyncIterator[Server]:
-    """A served auth service on an empty database of this test's own, with a platform admin."""
-    async with _serve(fresh_database_url, tmp_path) as running:
-        yield running
+Server = Any  # the conftest's `Served`, which a test module cannot import
 
 
 async def _tenant_with_admin(server: Server, tenant_id: str, username: str = "alice") -> str:
@@ -119,7 +47,7 @@ async def _tenant_with_admin(server: Server, tenant_id: str, username: str = "al
         server.stub.AssignRole,
         pb.AssignRoleRequest(principal=f"{tenant}/users/{username}", role=f"{tenant}/roles/admin"),
     )
-    return await server.login(tenant, username)
+    return await server.access_token(tenant, username)
 
 
 async def test_create_tenant_makes_the_four_default_roles_and_audits_it(server: Server) -> None:
@@ -173,7 +101,7 @@ async def test_only_platform_admins_create_or_disable_tenants(server: Server) ->
     )
     assert disabled.tenant.state == resources_pb2.Tenant.STATE_DISABLED
     with pytest.raises(UnauthenticatedError) as refused:
-        await server.login("tenants/acme", "alice")
+        await server.access_token("tenants/acme", "alice")
     assert refused.value.reason == "TENANT_DISABLED"
     with pytest.raises(NotFoundError):
         await server.call(server.stub.DisableTenant, pb.DisableTenantRequest(name="tenants/nope"))
@@ -268,7 +196,7 @@ async def test_users_are_created_disabled_and_given_new_passwords_under_the_rule
     assert fetched.user == created.user
 
     # A member may read but not create.
-    bob = await server.login("tenants/acme", "bob")
+    bob = await server.access_token("tenants/acme", "bob")
     with pytest.raises(PermissionDeniedError):
         await server.call(
             server.stub.CreateUser,
@@ -291,8 +219,8 @@ async def test_users_are_created_disabled_and_given_new_passwords_under_the_rule
     )
     assert updated.user.update_time.ToDatetime() > created.user.update_time.ToDatetime()
     with pytest.raises(UnauthenticatedError):
-        await server.login("tenants/acme", "bob")
-    await server.login("tenants/acme", "bob", new_password)
+        await server.access_token("tenants/acme", "bob")
+    await server.access_token("tenants/acme", "bob", new_password)
 
     with structlog.testing.capture_logs() as events:
         disabled = await server.call(
@@ -301,7 +229,7 @@ async def test_users_are_created_disabled_and_given_new_passwords_under_the_rule
     assert disabled.user.state == resources_pb2.User.STATE_DISABLED
     assert any(event["event"] == "auth.user_disabled" for event in events)
     with pytest.raises(UnauthenticatedError) as refused:
-        await server.login("tenants/acme", "bob", new_password)
+        await server.access_token("tenants/acme", "bob", new_password)
     assert refused.value.reason == "USER_DISABLED"
 
 
@@ -629,7 +557,7 @@ async def test_a_tenant_role_grant_takes_effect_on_admin_rights_at_once(server: 
         pb.AssignRoleRequest(principal="tenants/acme/users/bob", role="tenants/acme/roles/member"),
         alice,
     )
-    bob = await server.login("tenants/acme", "bob")
+    bob = await server.access_token("tenants/acme", "bob")
     request = pb.CreateUserRequest(parent="tenants/acme", user_id="carol", password=PASSWORD)
     with pytest.raises(PermissionDeniedError):
         await server.call(server.stub.CreateUser, request, bob)

@@ -3,147 +3,66 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
-import grpc.aio
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mainmast.auth.v1 import auth_service_pb2 as pb
-from mainmast.auth.v1 import auth_service_pb2_grpc
-from mainmast.errors import PermissionDeniedError, ValidationError, translate_rpc_errors
-from mainmast.runtime import ServiceServer
+from mainmast.errors import PermissionDeniedError, ValidationError
 from mainmast_auth._admin_service import bootstrap_platform_admin
 from mainmast_auth._authorizer import default_tenant_lines
 from mainmast_auth._passwords import PasswordHasher
 from mainmast_auth._policy_model import PolicyLine, Section
 from mainmast_auth._store_directory import create_user
-from mainmast_auth._store_policies import seed_policy
-from mainmast_auth.service import AuthService
-from mainmast_auth.settings import AuthSettings
 
 ROOT_PASSWORD = "the platform's own long passphrase"
 PASSWORD = "correct horse battery staple"
 
-
-@dataclass
-class Server:
-    """A running auth service, a stub on it, and the platform admin's token."""
-
-    service: AuthService
-    stub: auth_service_pb2_grpc.AuthServiceAsyncStub
-    root_token: str = ""
-    namespaces: Iterator[int] = field(default_factory=itertools.count)
-
-    async def login(self, tenant: str, username: str, password: str = PASSWORD) -> str:
-        """An access token from a password grant."""
-        request = pb.IssueTokenRequest(
-            password=pb.IssueTokenRequest.PasswordGrant(
-                tenant=tenant, username=username, password=password
-            )
-        )
-        with translate_rpc_errors():
-            return (await self.stub.IssueToken(request)).access_token
-
-    async def check(
-        self, principal: str, tenant: str, permission: str, token: str | None = None
-    ) -> bool:
-        """Check, asked by the holder of `token` (the platform admin by default)."""
-        with translate_rpc_errors():
-            response = await self.stub.Check(
-                pb.CheckRequest(principal=principal, tenant=tenant, permission=permission),
-                metadata=(("authorization", f"Bearer {token or self.root_token}"),),
-            )
-        return response.allowed
-
-    async def batch_check(
-        self, checks: list[tuple[str, str, str]], token: str | None = None
-    ) -> list[bool]:
-        """BatchCheck, asked by the holder of `token` (the platform admin by default)."""
-        request = pb.BatchCheckRequest(
-            requests=[
-                pb.CheckRequest(principal=principal, tenant=tenant, permission=permission)
-                for principal, tenant, permission in checks
-            ]
-        )
-        with translate_rpc_errors():
-            response = await self.stub.BatchCheck(
-                request, metadata=(("authorization", f"Bearer {token or self.root_token}"),)
-            )
-        return [decision.allowed for decision in response.responses]
-
-    async def add_lines(self, lines: list[PolicyLine]) -> None:
-        """Store policy lines directly (whatever they say), and load them here."""
-        async with self.service.database.session() as session:
-            await seed_policy(session, lines)
-        await self.service.policy.refresh()
+Server = Any  # the conftest's `Served`, which a test module cannot import
+_NAMESPACES = itertools.count()
+"""Fresh names for the examples that each make new tenants on one service."""
 
 
 @pytest.fixture
-async def server(fresh_database_url: str, tmp_path: Path) -> AsyncIterator[Server]:
-    """A served auth service on an empty database of this test's own, with a platform admin
-    (`tenants/platform/users/root`) and a tenant `tenants/acme` whose admin is alice and
-    whose member is bob."""
-    values: dict[str, Any] = {
-        "listen": "127.0.0.1:0",
-        "metrics_listen": "",
-        "database_url": fresh_database_url,
-        "signing_key_encryption_key_file": tmp_path / "sealing.key",
-    }
-    service = AuthService(AuthSettings(**values))
-    async with ServiceServer(service) as running:
-        channel = grpc.aio.insecure_channel(f"127.0.0.1:{running.port}")
-        try:
-            server = Server(service, auth_service_pb2_grpc.AuthServiceStub(channel))
-            hasher = PasswordHasher()
-            await bootstrap_platform_admin(
-                service.database,
-                hasher,
-                tenant="tenants/platform",
-                username="root",
-                password=ROOT_PASSWORD,
+async def server(server: Server) -> Server:
+    """The conftest's server, with its platform admin `tenants/platform/users/root`, and a
+    tenant `tenants/acme` whose admin is alice and whose member is bob."""
+    hasher = PasswordHasher()
+    await bootstrap_platform_admin(
+        server.service.database,
+        hasher,
+        tenant="tenants/acme",
+        username="carol",
+        password=ROOT_PASSWORD,
+    )
+    async with server.service.database.session() as session:
+        for user in ("alice", "bob"):
+            await create_user(
+                session,
+                "tenants/acme",
+                user,
+                password_hash=hasher.hash(PASSWORD),
+                now=datetime.now(UTC),
             )
-            await bootstrap_platform_admin(
-                service.database,
-                hasher,
-                tenant="tenants/acme",
-                username="carol",
-                password=ROOT_PASSWORD,
-            )
-            async with service.database.session() as session:
-                for user in ("alice", "bob"):
-                    await create_user(
-                        session,
-                        "tenants/acme",
-                        user,
-                        password_hash=hasher.hash(PASSWORD),
-                        now=datetime.now(UTC),
-                    )
-            await server.add_lines(
-                [
-                    PolicyLine(
-                        Section.ASSIGNMENT,
-                        ("tenants/acme/users/alice", "tenants/acme/roles/admin", "tenants/acme"),
-                    ),
-                    PolicyLine(
-                        Section.ASSIGNMENT,
-                        ("tenants/acme/users/bob", "tenants/acme/roles/member", "tenants/acme"),
-                    ),
-                ]
-            )
-            server.root_token = await server.login("tenants/platform", "root", ROOT_PASSWORD)
-            yield server
-        finally:
-            await channel.close(None)
+    await server.add_lines(
+        [
+            PolicyLine(
+                Section.ASSIGNMENT,
+                ("tenants/acme/users/alice", "tenants/acme/roles/admin", "tenants/acme"),
+            ),
+            PolicyLine(
+                Section.ASSIGNMENT,
+                ("tenants/acme/users/bob", "tenants/acme/roles/member", "tenants/acme"),
+            ),
+        ]
+    )
+    return server
 
 
 async def test_check_answers_from_the_policy_and_a_denial_is_no_error(server: Server) -> None:
-    alice = await server.login("tenants/acme", "alice")
+    alice = await server.access_token("tenants/acme", "alice")
     assert await server.check("tenants/acme/users/alice", "tenants/acme", "users:create", alice)
     assert await server.check("tenants/acme/users/bob", "tenants/acme", "invoices:read", alice)
     assert not await server.check("tenants/acme/users/bob", "tenants/acme", "users:create", alice)
@@ -154,7 +73,7 @@ async def test_check_answers_from_the_policy_and_a_denial_is_no_error(server: Se
 async def test_asking_about_another_tenant_is_permission_denied_unless_platform_admin(
     server: Server,
 ) -> None:
-    alice = await server.login("tenants/acme", "alice")
+    alice = await server.access_token("tenants/acme", "alice")
     questions = [
         ("tenants/platform/users/root", "tenants/platform", "users:read"),
         ("tenants/acme/users/bob", "tenants/platform", "users:read"),
@@ -236,7 +155,7 @@ async def test_no_check_is_allowed_outside_the_principals_tenant_unless_platform
     server: Server, scenario: _Scenario
 ) -> None:
     # Each example works in tenants of its own, so earlier examples' lines cannot matter.
-    namespace = f"n{next(server.namespaces)}"
+    namespace = f"n{next(_NAMESPACES)}"
 
     def tenant(tenant_id: str) -> str:
         return f"tenants/{namespace}{tenant_id}"

@@ -9,24 +9,21 @@ fresh in an empty database.
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import logging
 import stat
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import grpc.aio
 import jwt
 import pytest
 import structlog.testing
 from sqlalchemy import select
 
 from mainmast.auth import KeySet, TokenVerifier, VerificationKey, VerificationPolicy
-from mainmast.auth.v1 import auth_service_pb2, auth_service_pb2_grpc
+from mainmast.auth.v1 import auth_service_pb2
 from mainmast.db import DatabasePool
 from mainmast.errors import (
     FailedPreconditionError,
@@ -36,7 +33,6 @@ from mainmast.errors import (
     ValidationError,
     translate_rpc_errors,
 )
-from mainmast.runtime import ServiceServer
 from mainmast_auth._key_encryption import PrivateKeyCipher, generate_encryption_key
 from mainmast_auth._keys import SigningAlgorithm, jwk_thumbprint
 from mainmast_auth._models import SigningKeyRow
@@ -46,9 +42,8 @@ from mainmast_auth._store_directory import (
     disable_user,
     find_user,
 )
-from mainmast_auth.service import AuthService
 from mainmast_auth.settings import AuthSettings
-from mainmast_auth.testing import eventually, grant_platform_admin, seed_tenant
+from mainmast_auth.testing import eventually
 
 ISSUER = "https://auth.test"
 AUDIENCE = "mainmast-test"
@@ -63,103 +58,25 @@ def database(fresh_database_url: str) -> str:
     return fresh_database_url
 
 
-def _settings(database: str, tmp_path: Path, **overrides: Any) -> AuthSettings:
-    values: dict[str, Any] = {
-        "listen": "127.0.0.1:0",
-        "metrics_listen": "",
-        "database_url": database,
-        "signing_key_encryption_key_file": tmp_path / "sealing.key",
-        "issuer": ISSUER,
-        "audience": AUDIENCE,
-    }
-    return AuthSettings(**(values | overrides))
+@pytest.fixture
+def serve(serve_auth: Any) -> Any:
+    """`async with serve(database, **settings) as server:` an auth service with this file's
+    issuer and audience."""
+    return functools.partial(serve_auth, issuer=ISSUER, audience=AUDIENCE)
 
 
-@asynccontextmanager
-async def _serve(settings: AuthSettings) -> AsyncIterator[Server]:
-    service = AuthService(settings)
-    async with ServiceServer(service) as server:
-        channel = grpc.aio.insecure_channel(f"127.0.0.1:{server.port}")
-        try:
-            yield Server(service, auth_service_pb2_grpc.AuthServiceStub(channel))
-        finally:
-            await channel.close(None)
-
-
-@dataclass
-class Server:
-    """A running auth service and a stub on it."""
-
-    service: AuthService
-    stub: auth_service_pb2_grpc.AuthServiceAsyncStub
-
-    async def jwks_verifier(self) -> TokenVerifier:
-        """A local verifier over the service's current JWKS."""
-        with translate_rpc_errors():
-            jwks = await self.stub.GetJwks(auth_service_pb2.GetJwksRequest())
-        return TokenVerifier(
-            KeySet.from_jwks(jwks.json_document), VerificationPolicy(ISSUER, AUDIENCE)
-        )
-
-    async def login(
-        self, tenant: str, username: str, password: str = PASSWORD
-    ) -> auth_service_pb2.IssueTokenResponse:
-        """A password grant."""
-        request = auth_service_pb2.IssueTokenRequest(
-            password=auth_service_pb2.IssueTokenRequest.PasswordGrant(
-                tenant=tenant, username=username, password=password
-            )
-        )
-        with translate_rpc_errors():
-            return await self.stub.IssueToken(request)
-
-    async def refresh(self, refresh_token: str) -> auth_service_pb2.IssueTokenResponse:
-        """A refresh grant."""
-        request = auth_service_pb2.IssueTokenRequest(
-            refresh_token=auth_service_pb2.IssueTokenRequest.RefreshTokenGrant(
-                refresh_token=refresh_token
-            )
-        )
-        with translate_rpc_errors():
-            return await self.stub.IssueToken(request)
-
-    async def introspect(self, token: str, *, as_token: str) -> bool:
-        """Whether IntrospectToken says `token` is active (asked with `as_token`)."""
-        with translate_rpc_errors():
-            response = await self.stub.IntrospectToken(
-                auth_service_pb2.IntrospectTokenRequest(token=token),
-                metadata=(("authorization", f"Bearer {as_token}"),),
-            )
-        return response.active
-
-    async def revoke(self, as_token: str, **target: str) -> None:
-        """RevokeTokens for `target` (token, token_id or subject), as the holder of `as_token`."""
-        with translate_rpc_errors():
-            await self.stub.RevokeTokens(
-                auth_service_pb2.RevokeTokensRequest(**target),
-                metadata=(("authorization", f"Bearer {as_token}"),),
-            )
-
-    async def add_tenant_with_user(self, tenant: str, *users: str, role: str = "member") -> None:
-        """Create `tenant` (unless it exists) with its default roles, and `users` holding
-        `role` (password PASSWORD); the service's policy picks them up now."""
-        await seed_tenant(
-            self.service.database, tenant, *users, password=PASSWORD, role=role, now=NOW
-        )
-        await self.service.policy.refresh()
-
-    async def make_platform_admin(self, principal: str) -> None:
-        """Give `principal` the platform-admin role, straight in the store, and have the
-        service's policy pick it up now rather than at its next poll."""
-        await grant_platform_admin(self.service.database, principal)
-        await self.service.policy.refresh()
+async def _rotate(
+    server: Any, as_token: str, algorithm: str = ""
+) -> auth_service_pb2.RotateSigningKeyResponse:
+    """RotateSigningKey (to `algorithm`, or the configured one), as the holder of `as_token`."""
+    request = auth_service_pb2.RotateSigningKeyRequest(algorithm=algorithm)
+    return await server.call(server.stub.RotateSigningKey, request, as_token)
 
 
 async def test_a_fresh_install_generates_a_sealed_key_and_a_restart_reuses_it(
-    database: str, tmp_path: Path
+    database: str, tmp_path: Path, serve: Any
 ) -> None:
-    settings = _settings(database, tmp_path)
-    async with _serve(settings) as server:
+    async with serve(database) as server:
         first = await server.stub.GetJwks(auth_service_pb2.GetJwksRequest())
     key_file = tmp_path / "sealing.key"
     assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
@@ -183,44 +100,36 @@ async def test_a_fresh_install_generates_a_sealed_key_and_a_restart_reuses_it(
     )
     assert opened.public_jwk()["x"] == first.keys[0].x
 
-    async with _serve(settings) as server:
+    async with serve(database) as server:
         again = await server.stub.GetJwks(auth_service_pb2.GetJwksRequest())
     assert [key.key_id for key in again.keys] == [first.keys[0].key_id]
 
 
 async def test_a_configured_encryption_key_and_algorithm_are_used_and_no_file_is_written(
-    sqlite_url: str, tmp_path: Path
+    sqlite_url: str, tmp_path: Path, serve: Any
 ) -> None:
-    settings = _settings(
-        sqlite_url,
-        tmp_path,
-        signing_key_encryption_key=generate_encryption_key(),
-        signing_algorithm="ES256",
-    )
-    async with _serve(settings) as server:
+    async with serve(
+        sqlite_url, signing_key_encryption_key=generate_encryption_key(), signing_algorithm="ES256"
+    ) as server:
         jwks = await server.stub.GetJwks(auth_service_pb2.GetJwksRequest())
     assert [(key.algorithm, key.curve) for key in jwks.keys] == [("ES256", "P-256")]
     assert not (tmp_path / "sealing.key").exists()
 
 
 async def test_with_an_hs256_secret_tokens_are_signed_with_it_and_nothing_is_published(
-    database: str, tmp_path: Path
+    database: str, serve: Any
 ) -> None:
     secret = "an HS256 secret of well over thirty-two bytes"
-    settings = _settings(database, tmp_path, signing_algorithm="HS256", signing_hmac_secret=secret)
-    async with _serve(settings) as server:
-        await server.add_tenant_with_user("tenants/acme", "alice", "root")
+    async with serve(database, signing_algorithm="HS256", signing_hmac_secret=secret) as server:
+        await server.seed("tenants/acme", "alice", "root")
         await server.make_platform_admin("tenants/acme/users/root")
         alice = await server.login("tenants/acme", "alice")
         root = await server.login("tenants/acme", "root")
         jwks = await server.stub.GetJwks(auth_service_pb2.GetJwksRequest())
         # The service verifies its own HS256 tokens: on every authenticated call, and here.
         active = await server.introspect(alice.access_token, as_token=root.access_token)
-        with pytest.raises(FailedPreconditionError) as rotation, translate_rpc_errors():
-            await server.stub.RotateSigningKey(
-                auth_service_pb2.RotateSigningKeyRequest(),
-                metadata=(("authorization", f"Bearer {root.access_token}"),),
-            )
+        with pytest.raises(FailedPreconditionError) as rotation:
+            await _rotate(server, root.access_token)
     pool = DatabasePool(database, pool_size=1, max_overflow=0)
     try:
         async with pool.session() as session:
@@ -249,18 +158,16 @@ async def test_with_an_hs256_secret_tokens_are_signed_with_it_and_nothing_is_pub
 
 
 async def test_an_hs256_service_refuses_tokens_of_its_earlier_asymmetric_key(
-    sqlite_url: str, tmp_path: Path
+    sqlite_url: str, serve: Any
 ) -> None:
-    async with _serve(_settings(sqlite_url, tmp_path)) as eddsa:
-        await eddsa.add_tenant_with_user("tenants/acme", "alice")
+    async with serve(sqlite_url) as eddsa:
+        await eddsa.seed("tenants/acme", "alice")
         before = await eddsa.login("tenants/acme", "alice")
-    hs256 = _settings(
-        sqlite_url,
-        tmp_path,
-        signing_algorithm="HS256",
-        signing_hmac_secret="an HS256 secret of well over thirty-two bytes",
-    )
-    async with _serve(hs256) as server:
+    hs256 = {
+        "signing_algorithm": "HS256",
+        "signing_hmac_secret": "an HS256 secret of well over thirty-two bytes",
+    }
+    async with serve(sqlite_url, **hs256) as server:
         after = await server.login("tenants/acme", "alice")
         with pytest.raises(UnauthenticatedError) as refused:
             await server.introspect(after.access_token, as_token=before.access_token)
@@ -270,10 +177,10 @@ async def test_an_hs256_service_refuses_tokens_of_its_earlier_asymmetric_key(
 
 
 async def test_a_password_login_gives_a_token_that_verifies_locally_against_the_jwks(
-    database: str, tmp_path: Path
+    database: str, serve: Any
 ) -> None:
-    async with _serve(_settings(database, tmp_path)) as server:
-        await server.add_tenant_with_user("tenants/acme", "alice", role="admin")
+    async with serve(database) as server:
+        await server.seed("tenants/acme", "alice", role="admin")
         issued = await server.login("tenants/acme", "alice")
         verified = (await server.jwks_verifier()).verify(issued.access_token)
 
@@ -286,11 +193,11 @@ async def test_a_password_login_gives_a_token_that_verifies_locally_against_the_
 
 
 async def test_a_wrong_password_and_an_unknown_user_fail_with_the_same_error(
-    database: str, tmp_path: Path
+    database: str, serve: Any
 ) -> None:
     failures: list[MainmastError] = []
-    async with _serve(_settings(database, tmp_path)) as server:
-        await server.add_tenant_with_user("tenants/acme", "alice")
+    async with serve(database) as server:
+        await server.seed("tenants/acme", "alice")
         for tenant, username, password in [
             ("tenants/acme", "alice", "not the password at all"),
             ("tenants/acme", "mallory", PASSWORD),
@@ -306,10 +213,10 @@ async def test_a_wrong_password_and_an_unknown_user_fail_with_the_same_error(
 
 
 async def test_a_disabled_user_cannot_log_in_and_its_tokens_stop_being_active(
-    sqlite_url: str, tmp_path: Path
+    sqlite_url: str, serve: Any
 ) -> None:
-    async with _serve(_settings(sqlite_url, tmp_path)) as server:
-        await server.add_tenant_with_user("tenants/acme", "alice", "bob")
+    async with serve(sqlite_url) as server:
+        await server.seed("tenants/acme", "alice", "bob")
         alice = await server.login("tenants/acme", "alice")
         bob = await server.login("tenants/acme", "bob")
         # Disabled straight in the store, as another writer would: the login reads the
@@ -329,10 +236,10 @@ async def test_a_disabled_user_cannot_log_in_and_its_tokens_stop_being_active(
 
 
 async def test_client_credentials_give_a_service_account_a_token_and_no_refresh_token(
-    database: str, tmp_path: Path
+    database: str, serve: Any
 ) -> None:
-    async with _serve(_settings(database, tmp_path)) as server:
-        await server.add_tenant_with_user("tenants/acme")
+    async with serve(database) as server:
+        await server.seed("tenants/acme")
         async with server.service.database.session() as session:
             account = await create_service_account(
                 session,
@@ -366,10 +273,10 @@ async def test_client_credentials_give_a_service_account_a_token_and_no_refresh_
 
 
 async def test_a_refresh_rotates_the_token_and_a_reused_one_revokes_its_family(
-    database: str, tmp_path: Path
+    database: str, serve: Any
 ) -> None:
-    async with _serve(_settings(database, tmp_path)) as server:
-        await server.add_tenant_with_user("tenants/acme", "alice")
+    async with serve(database) as server:
+        await server.seed("tenants/acme", "alice")
         login = await server.login("tenants/acme", "alice")
         rotated = await server.refresh(login.refresh_token)
         verified = (await server.jwks_verifier()).verify(rotated.access_token)
@@ -389,12 +296,12 @@ async def test_a_refresh_rotates_the_token_and_a_reused_one_revokes_its_family(
 
 
 async def test_revoking_by_token_id_needs_the_permission_and_makes_the_token_inactive(
-    database: str, tmp_path: Path
+    database: str, serve: Any
 ) -> None:
-    async with _serve(_settings(database, tmp_path)) as server:
-        await server.add_tenant_with_user("tenants/acme", "alice")
-        await server.add_tenant_with_user("tenants/beta", "bob", role="admin")
-        await server.add_tenant_with_user("tenants/acme", "carol", role="admin")
+    async with serve(database) as server:
+        await server.seed("tenants/acme", "alice")
+        await server.seed("tenants/beta", "bob", role="admin")
+        await server.seed("tenants/acme", "carol", role="admin")
         alice = await server.login("tenants/acme", "alice")
         bob = await server.login("tenants/beta", "bob")
         carol = await server.login("tenants/acme", "carol")
@@ -413,11 +320,11 @@ async def test_revoking_by_token_id_needs_the_permission_and_makes_the_token_ina
 
 
 async def test_revoking_a_subject_revokes_its_access_and_refresh_tokens(
-    database: str, tmp_path: Path
+    database: str, serve: Any
 ) -> None:
-    async with _serve(_settings(database, tmp_path)) as server:
-        await server.add_tenant_with_user("tenants/acme", "alice", "dave")
-        await server.add_tenant_with_user("tenants/beta", "bob", role="admin")
+    async with serve(database) as server:
+        await server.seed("tenants/acme", "alice", "dave")
+        await server.seed("tenants/beta", "bob", role="admin")
         alice = await server.login("tenants/acme", "alice")
         dave = await server.login("tenants/acme", "dave")
         bob = await server.login("tenants/beta", "bob")
@@ -435,10 +342,10 @@ async def test_revoking_a_subject_revokes_its_access_and_refresh_tokens(
 
 
 async def test_revoking_a_token_by_value_works_for_access_and_refresh_tokens(
-    sqlite_url: str, tmp_path: Path
+    sqlite_url: str, serve: Any
 ) -> None:
-    async with _serve(_settings(sqlite_url, tmp_path)) as server:
-        await server.add_tenant_with_user("tenants/acme", "alice", "dave")
+    async with serve(sqlite_url) as server:
+        await server.seed("tenants/acme", "alice", "dave")
         alice = await server.login("tenants/acme", "alice")
         dave = await server.login("tenants/acme", "dave")
         await server.revoke(dave.access_token, token=alice.access_token)
@@ -452,21 +359,21 @@ async def test_revoking_a_token_by_value_works_for_access_and_refresh_tokens(
 
 
 async def test_introspection_answers_inactive_for_anything_that_does_not_verify(
-    sqlite_url: str, tmp_path: Path
+    sqlite_url: str, serve: Any
 ) -> None:
-    async with _serve(_settings(sqlite_url, tmp_path)) as server:
-        await server.add_tenant_with_user("tenants/acme", "alice")
+    async with serve(sqlite_url) as server:
+        await server.seed("tenants/acme", "alice")
         alice = await server.login("tenants/acme", "alice")
-        with translate_rpc_errors():
-            response = await server.stub.IntrospectToken(
-                auth_service_pb2.IntrospectTokenRequest(token=alice.access_token),
-                metadata=(("authorization", f"Bearer {alice.access_token}"),),
-            )
-        with translate_rpc_errors():
-            refresh = await server.stub.IntrospectToken(
-                auth_service_pb2.IntrospectTokenRequest(token=alice.refresh_token),
-                metadata=(("authorization", f"Bearer {alice.access_token}"),),
-            )
+        response = await server.call(
+            server.stub.IntrospectToken,
+            auth_service_pb2.IntrospectTokenRequest(token=alice.access_token),
+            alice.access_token,
+        )
+        refresh = await server.call(
+            server.stub.IntrospectToken,
+            auth_service_pb2.IntrospectTokenRequest(token=alice.refresh_token),
+            alice.access_token,
+        )
         await server.refresh(alice.refresh_token)
         spent = alice.refresh_token
         for token in ["", "garbage", alice.access_token[:-4] + "AAAA", spent, "mmrt_unknown"]:
@@ -488,9 +395,9 @@ async def test_introspection_answers_inactive_for_anything_that_does_not_verify(
 
 
 async def test_calls_other_than_jwks_and_issue_token_need_a_bearer_token(
-    sqlite_url: str, tmp_path: Path
+    sqlite_url: str, serve: Any
 ) -> None:
-    async with _serve(_settings(sqlite_url, tmp_path)) as server:
+    async with serve(sqlite_url) as server:
         with pytest.raises(UnauthenticatedError) as missing, translate_rpc_errors():
             await server.stub.IntrospectToken(auth_service_pb2.IntrospectTokenRequest(token="x"))
         with pytest.raises(UnauthenticatedError) as bad, translate_rpc_errors():
@@ -506,34 +413,24 @@ async def test_calls_other_than_jwks_and_issue_token_need_a_bearer_token(
 
 
 async def test_rotation_publishes_a_new_key_and_keeps_old_tokens_verifiable(
-    database: str, tmp_path: Path
+    database: str, serve: Any
 ) -> None:
-    async with _serve(_settings(database, tmp_path)) as server:
-        await server.add_tenant_with_user("tenants/acme", "alice", "root")
+    async with serve(database) as server:
+        await server.seed("tenants/acme", "alice", "root")
         await server.make_platform_admin("tenants/acme/users/root")
         alice = await server.login("tenants/acme", "alice")
         root = await server.login("tenants/acme", "root")
 
-        with pytest.raises(PermissionDeniedError), translate_rpc_errors():
-            await server.stub.RotateSigningKey(
-                auth_service_pb2.RotateSigningKeyRequest(),
-                metadata=(("authorization", f"Bearer {alice.access_token}"),),
-            )
-        with translate_rpc_errors():
-            rotation = await server.stub.RotateSigningKey(
-                auth_service_pb2.RotateSigningKeyRequest(algorithm="ES256"),
-                metadata=(("authorization", f"Bearer {root.access_token}"),),
-            )
+        with pytest.raises(PermissionDeniedError):
+            await _rotate(server, alice.access_token)
+        rotation = await _rotate(server, root.access_token, "ES256")
         verifier = await server.jwks_verifier()
         old_token = verifier.verify(alice.access_token)
         after = await server.login("tenants/acme", "alice")
         new_token = verifier.verify(after.access_token)
         still_active = await server.introspect(alice.access_token, as_token=after.access_token)
-        with pytest.raises(ValidationError) as unsupported, translate_rpc_errors():
-            await server.stub.RotateSigningKey(
-                auth_service_pb2.RotateSigningKeyRequest(algorithm="HS256"),
-                metadata=(("authorization", f"Bearer {root.access_token}"),),
-            )
+        with pytest.raises(ValidationError) as unsupported:
+            await _rotate(server, root.access_token, "HS256")
 
     active, retired = rotation.signing_key, rotation.retired_signing_key
     assert (active.algorithm, retired.algorithm) == ("ES256", "EdDSA")
@@ -546,23 +443,12 @@ async def test_rotation_publishes_a_new_key_and_keeps_old_tokens_verifiable(
     assert unsupported.value.reason == "ALGORITHM_NOT_SUPPORTED"
 
 
-async def test_replicas_pick_up_a_key_another_replica_rotated_in(
-    database: str, tmp_path: Path
-) -> None:
-    settings = _settings(database, tmp_path)
-    async with (
-        _serve(settings) as first,
-        _serve(settings) as second,
-        _serve(settings) as third,
-    ):
-        await first.add_tenant_with_user("tenants/acme", "alice", "root")
+async def test_replicas_pick_up_a_key_another_replica_rotated_in(database: str, serve: Any) -> None:
+    async with serve(database) as first, serve(database) as second, serve(database) as third:
+        await first.seed("tenants/acme", "alice", "root")
         await first.make_platform_admin("tenants/acme/users/root")
         root = await first.login("tenants/acme", "root")
-        with translate_rpc_errors():
-            rotation = await first.stub.RotateSigningKey(
-                auth_service_pb2.RotateSigningKeyRequest(),
-                metadata=(("authorization", f"Bearer {root.access_token}"),),
-            )
+        rotation = await _rotate(first, root.access_token)
         # The other replicas still hold the old ring. A grant on one signs with the new
         # active key; a token with the new kid makes the other reload.
         via_second = await second.login("tenants/acme", "alice")
@@ -588,13 +474,13 @@ def test_a_generated_encryption_key_lives_in_the_data_folder_unless_a_file_is_na
 
 
 async def test_the_logs_of_a_full_flow_hold_no_password_hash_token_or_client_secret(
-    sqlite_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    sqlite_url: str, serve: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
     # Every structlog event (any level) and every standard-library record at the
     # service's default level, INFO. (At DEBUG, aiosqlite logs SQL parameters, hashes
     # among them: a dependency's debug output, reported rather than hidden here.)
-    async with _serve(_settings(sqlite_url, tmp_path)) as server:
-        await server.add_tenant_with_user("tenants/acme", "alice", role="admin")
+    async with serve(sqlite_url) as server:
+        await server.seed("tenants/acme", "alice", role="admin")
         async with server.service.database.session() as session:
             account = await create_service_account(
                 session,

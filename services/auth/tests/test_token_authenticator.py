@@ -3,46 +3,30 @@ callers with mainmast tokens, against a real auth service on 127.0.0.1."""
 
 from __future__ import annotations
 
-from pathlib import Path
+from typing import Any
 
 import pytest
-from pydantic import SecretStr
 
 from mainmast.auth import (
     AuthClient,
-    AuthClientConfig,
     AuthErrorReason,
     require_permission,
     token_authenticator,
 )
 from mainmast.errors import PermissionDeniedError, UnauthenticatedError
-from mainmast.runtime import Principal, ServiceServer
-from mainmast_auth.service import AuthService
-from mainmast_auth.settings import AuthSettings
+from mainmast.runtime import Principal
 from mainmast_auth.testing import seed_tenant
 
 PASSWORD = "correct horse battery staple"
 METHOD = "/mainmast.llm.v1.LlmService/Complete"
 
 
-def _service(database: str, tmp_path: Path) -> AuthService:
-    return AuthService(
-        AuthSettings(
-            listen="127.0.0.1:0",
-            metrics_listen="",
-            database_url=SecretStr(database),
-            signing_key_encryption_key_file=tmp_path / "sealing.key",
-        )
-    )
-
-
 async def test_a_bearer_token_becomes_the_principal_with_its_roles_and_credential(
-    sqlite_url: str, tmp_path: Path
+    sqlite_url: str, serve_auth: Any
 ) -> None:
-    service = _service(sqlite_url, tmp_path)
-    async with ServiceServer(service) as server:
-        await seed_tenant(service.database, "tenants/acme", "alice", password=PASSWORD)
-        async with AuthClient(config=AuthClientConfig(target=f"127.0.0.1:{server.port}")) as auth:
+    async with serve_auth(sqlite_url) as served:
+        await seed_tenant(served.service.database, "tenants/acme", "alice", password=PASSWORD)
+        async with AuthClient(config=served.client_config()) as auth:
             token = (await auth.login("tenants/acme", "alice", PASSWORD)).access_token
             authenticate = token_authenticator(auth)
             principal = await authenticate(METHOD, (("authorization", f"bearer {token}"),))
@@ -68,14 +52,13 @@ async def test_a_bearer_token_becomes_the_principal_with_its_roles_and_credentia
 )
 async def test_a_call_without_a_valid_bearer_token_is_unauthenticated(
     sqlite_url: str,
-    tmp_path: Path,
+    serve_auth: Any,
     metadata: tuple[tuple[str, str], ...],
     reason: AuthErrorReason,
 ) -> None:
-    service = _service(sqlite_url, tmp_path)
     async with (
-        ServiceServer(service) as server,
-        AuthClient(config=AuthClientConfig(target=f"127.0.0.1:{server.port}")) as auth,
+        serve_auth(sqlite_url) as served,
+        AuthClient(config=served.client_config()) as auth,
     ):
         with pytest.raises(UnauthenticatedError) as raised:
             await token_authenticator(auth)(METHOD, metadata)
@@ -84,16 +67,14 @@ async def test_a_call_without_a_valid_bearer_token_is_unauthenticated(
 
 
 async def test_require_permission_asks_the_auth_service_for_the_callers_own_grants(
-    fresh_database_url: str, tmp_path: Path
+    fresh_database_url: str, serve_auth: Any
 ) -> None:
-    service = _service(fresh_database_url, tmp_path)
-    async with ServiceServer(service) as server:
-        await seed_tenant(service.database, "tenants/acme", "mia", password=PASSWORD)
-        await seed_tenant(service.database, "tenants/acme", "olga", password=PASSWORD, role="owner")
-        # Seeded straight in the store: the service's policy picks it up now, not at its
-        # next poll, so the checks below do not race the poll.
-        await service.policy.refresh()
-        async with AuthClient(config=AuthClientConfig(target=f"127.0.0.1:{server.port}")) as auth:
+    async with serve_auth(fresh_database_url) as served:
+        # Seeded straight in the store, and picked up by the service's policy now rather than
+        # at its next poll, so the checks below do not race the poll.
+        await served.seed("tenants/acme", "mia")
+        await served.seed("tenants/acme", "olga", role="owner")
+        async with AuthClient(config=served.client_config()) as auth:
             authenticate = token_authenticator(auth)
             principals = []
             for name in ("mia", "olga"):

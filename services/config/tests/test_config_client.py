@@ -75,13 +75,32 @@ async def _client(target: str, token: Any, **config: Any) -> AsyncIterator[Confi
         yield client
 
 
+@pytest.fixture
+def connect(serve_config: ServeConfig, callers: Callers, backend: ScriptedBackend) -> Any:
+    """`async with connect(token, service={...}, **client_config) as client:` a client holding
+    `token` on a config service that serves `backend` behind POLICY (`service` adds to its
+    settings), both stopped at the end of the block."""
+
+    @asynccontextmanager
+    async def connected(
+        token: Any, service: dict[str, Any] | None = None, **config: Any
+    ) -> AsyncIterator[ConfigClient]:
+        settings = service or {}
+        async with (
+            serve_config(
+                sources=[backend], policy=POLICY, auth_target=callers.target, **settings
+            ) as running,
+            _client(running.target, token, **config) as client,
+        ):
+            yield client
+
+    return connected
+
+
 async def test_a_secret_comes_back_typed_and_then_from_the_clients_cache(
-    serve_config: ServeConfig, callers: Callers, backend: ScriptedBackend
+    connect: Any, callers: Callers
 ) -> None:
-    async with (
-        serve_config(sources=[backend], policy=POLICY, auth_target=callers.target) as running,
-        _client(running.target, callers.payments) as client,
-    ):
+    async with connect(callers.payments) as client:
         with capture_logs() as logs:
             first = await client.get_secret("payments/stripe-key")
             again = await client.get_secret("payments/stripe-key")
@@ -100,12 +119,9 @@ async def test_a_secret_comes_back_typed_and_then_from_the_clients_cache(
 
 
 async def test_concurrent_reads_of_a_cold_name_make_one_call(
-    serve_config: ServeConfig, callers: Callers, backend: ScriptedBackend
+    connect: Any, callers: Callers
 ) -> None:
-    async with (
-        serve_config(sources=[backend], policy=POLICY, auth_target=callers.target) as running,
-        _client(running.target, callers.payments) as client,
-    ):
+    async with connect(callers.payments) as client:
         with capture_logs() as logs:
             values = await asyncio.gather(
                 *(client.get_secret("payments/stripe-key") for _ in range(200))
@@ -116,14 +132,11 @@ async def test_concurrent_reads_of_a_cold_name_make_one_call(
 
 
 async def test_the_client_keeps_a_value_no_longer_than_the_service_would(
-    serve_config: ServeConfig, callers: Callers, backend: ScriptedBackend
+    connect: Any, callers: Callers
 ) -> None:
-    async with (
-        serve_config(
-            sources=[backend], policy=POLICY, auth_target=callers.target, cache_ttl_seconds=0.05
-        ) as running,
-        _client(running.target, callers.payments, cache_ttl_seconds=60) as client,
-    ):
+    async with connect(
+        callers.payments, service={"cache_ttl_seconds": 0.05}, cache_ttl_seconds=60
+    ) as client:
         with capture_logs() as logs:
             await client.get_secret("payments/stripe-key")
             await asyncio.sleep(0.1)  # past the service's TTL, and so the client's entry
@@ -164,12 +177,9 @@ async def test_get_secrets_reads_what_is_not_cached_in_batches_and_fails_as_a_wh
 
 
 async def test_settings_come_back_as_the_python_type_asked_for(
-    serve_config: ServeConfig, callers: Callers, backend: ScriptedBackend
+    connect: Any, callers: Callers
 ) -> None:
-    async with (
-        serve_config(sources=[backend], policy=POLICY, auth_target=callers.target) as running,
-        _client(running.target, callers.payments) as client,
-    ):
+    async with connect(callers.payments) as client:
         retries = await client.get_setting("payments.retries", int)
         enabled = await client.get_setting("payments.enabled", bool)
         region = await client.get_setting("payments.region")
@@ -192,12 +202,9 @@ async def test_settings_come_back_as_the_python_type_asked_for(
 
 
 async def test_a_listing_is_a_page_of_metadata_without_values(
-    serve_config: ServeConfig, callers: Callers, backend: ScriptedBackend
+    connect: Any, callers: Callers
 ) -> None:
-    async with (
-        serve_config(sources=[backend], policy=POLICY, auth_target=callers.target) as running,
-        _client(running.target, callers.admin) as client,
-    ):
+    async with connect(callers.admin) as client:
         first = await client.list_secrets(page_size=1)
         second = await client.list_secrets(page_size=1, page_token=first.next_page_token or "")
 
@@ -236,12 +243,9 @@ async def test_a_token_provider_is_asked_before_every_call(
 
 
 async def test_a_value_fetched_through_the_client_is_masked_in_later_log_lines(
-    serve_config: ServeConfig, callers: Callers, backend: ScriptedBackend, log_scan: Any
+    connect: Any, callers: Callers, log_scan: Any
 ) -> None:
-    async with (
-        serve_config(sources=[backend], policy=POLICY, auth_target=callers.target) as running,
-        _client(running.target, callers.payments) as client,
-    ):
+    async with connect(callers.payments) as client:
         secret = await client.get_secret("payments/stripe-key")
     application = get_logger("payments.app")
 
@@ -306,7 +310,7 @@ async def test_a_watch_reconnects_across_a_restart_and_misses_no_rotation(
 
 
 async def test_a_watch_waits_out_a_token_provider_that_fails_for_a_while(
-    serve_config: ServeConfig, callers: Callers, backend: ScriptedBackend
+    connect: Any, callers: Callers
 ) -> None:
     attempts: list[int] = []
 
@@ -316,10 +320,7 @@ async def test_a_watch_waits_out_a_token_provider_that_fails_for_a_while(
             raise UnavailableError("The auth service is restarting.")
         return callers.payments
 
-    async with (
-        serve_config(sources=[backend], policy=POLICY, auth_target=callers.target) as running,
-        _client(running.target, flaky_token, watch_retry_min_seconds=0.01) as client,
-    ):
+    async with connect(flaky_token, watch_retry_min_seconds=0.01) as client:
         changes = client.watch(["payments/stripe-key"])
         try:
             first = await anext(changes)
@@ -332,12 +333,9 @@ async def test_a_watch_waits_out_a_token_provider_that_fails_for_a_while(
 
 
 async def test_a_watch_ends_with_the_error_of_a_call_that_cannot_succeed(
-    serve_config: ServeConfig, callers: Callers, backend: ScriptedBackend
+    connect: Any, callers: Callers
 ) -> None:
-    async with (
-        serve_config(sources=[backend], policy=POLICY, auth_target=callers.target) as running,
-        _client(running.target, callers.payments) as client,
-    ):
+    async with connect(callers.payments) as client:
         with pytest.raises(PermissionDeniedError) as denied:
             async for _ in client.watch(["orders/db-password"]):
                 pass
