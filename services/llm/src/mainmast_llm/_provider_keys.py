@@ -94,41 +94,30 @@ class ProviderKeys:
             known = self._read.get(reference)
             if known is not None:
                 return known
-        where = (
-            f"the environment variable {reference.name}"
-            if reference.source is KeySource.ENVIRONMENT
-            else f"the config-service secret {reference.name}"
-        )
-        metadata = {
-            "deployment": deployment,
-            "key_source": reference.source.value,
-            "key_name": reference.name,
-        }
         source = self._sources[reference.source]
         if source is None:
             raise _missing(
                 deployment,
-                f"{where} (no config service is configured: set MAINMAST_LLM_CONFIG_TARGET)",
-                metadata,
+                reference,
+                " (no config service is configured: set MAINMAST_LLM_CONFIG_TARGET)",
             )
         try:
             async with asyncio.timeout_at(deadline):
                 value = await source.get_secret(reference.name)
         except NotFoundError as exc:
-            raise _missing(deployment, where, metadata) from exc
+            raise _missing(deployment, reference) from exc
         except (UnavailableError, DeadlineExceededError, TimeoutError) as exc:
-            cause = exc.reason if isinstance(exc, MainmastError) else "DEADLINE_EXCEEDED"
-            return self._read_before(reference, where, {**metadata, "cause_reason": cause}, exc)
+            return self._read_before(deployment, reference, exc)
         except MainmastError as exc:
             raise FailedPreconditionError(
-                f"The key of the deployment {deployment!r} could not be read from {where} "
-                f"({exc.reason}): {exc.message}",
+                f"The key of the deployment {deployment!r} could not be read from "
+                f"{_where(reference)} ({exc.reason}): {exc.message}",
                 reason="PROVIDER_KEY_UNREADABLE",
                 domain=LLM_ERROR_DOMAIN,
-                metadata={**metadata, "cause_reason": exc.reason},
+                metadata={**_metadata(deployment, reference), "cause_reason": exc.reason},
             ) from exc
         if not value:
-            raise _missing(deployment, where, metadata)
+            raise _missing(deployment, reference)
         self._remember(reference, value)
         return value
 
@@ -142,38 +131,52 @@ class ProviderKeys:
             register_secret(value)
         self._read[reference] = value
 
-    def _read_before(
-        self,
-        reference: KeyReference,
-        where: str,
-        metadata: dict[str, str],
-        error: BaseException,
-    ) -> str:
+    def _read_before(self, deployment: str, reference: KeyReference, error: BaseException) -> str:
         """The key read last, while its source cannot be reached; UnavailableError if none."""
         known = self._read.get(reference)
+        if known is not None and reference in self._stale:
+            return known
+        cause = error.reason if isinstance(error, MainmastError) else "DEADLINE_EXCEEDED"
+        metadata = {**_metadata(deployment, reference), "cause_reason": cause}
         if known is None:
             raise UnavailableError(
-                f"The key of the deployment {metadata['deployment']!r} cannot be read from "
-                f"{where} right now ({metadata['cause_reason']}); the next call tries again.",
+                f"The key of the deployment {deployment!r} cannot be read from "
+                f"{_where(reference)} right now ({cause}); the next call tries again.",
                 reason="PROVIDER_KEY_UNAVAILABLE",
                 domain=LLM_ERROR_DOMAIN,
                 metadata=metadata,
             ) from error
-        if reference not in self._stale:
-            self._stale.add(reference)
-            # Once per outage, not at every call it lasts.
-            self._logger.warning(
-                "llm.provider_key_from_earlier_read",
-                detail=f"{where} cannot be read right now; the key read last is used",
-                **metadata,
-            )
+        self._stale.add(reference)
+        # Once per outage, not at every call it lasts.
+        self._logger.warning(
+            "llm.provider_key_from_earlier_read",
+            detail=f"{_where(reference)} cannot be read right now; the key read last is used",
+            **metadata,
+        )
         return known
 
 
-def _missing(deployment: str, where: str, metadata: dict[str, str]) -> FailedPreconditionError:
+# Where a key was looked for, and the metadata of its errors: made only when a read fails,
+# never on the path of a call whose key is at hand.
+def _where(reference: KeyReference) -> str:
+    if reference.source is KeySource.ENVIRONMENT:
+        return f"the environment variable {reference.name}"
+    return f"the config-service secret {reference.name}"
+
+
+def _metadata(deployment: str, reference: KeyReference) -> dict[str, str]:
+    return {
+        "deployment": deployment,
+        "key_source": reference.source.value,
+        "key_name": reference.name,
+    }
+
+
+def _missing(deployment: str, reference: KeyReference, why: str = "") -> FailedPreconditionError:
     return FailedPreconditionError(
-        f"The key of the deployment {deployment!r} is missing: {where} is not set.",
+        f"The key of the deployment {deployment!r} is missing: {_where(reference)}{why} "
+        "is not set.",
         reason="PROVIDER_KEY_MISSING",
         domain=LLM_ERROR_DOMAIN,
-        metadata=metadata,
+        metadata=_metadata(deployment, reference),
     )

@@ -129,15 +129,14 @@ class LlmService(Service[LlmSettings]):
         the settings name (its client closed with the other resources), else nowhere."""
         if self._secrets is not None or not self.settings.config_target:
             return self._secrets
-        secrets = ConfigServiceSecrets.from_settings(
-            self.settings, watched=routing.config_secret_names()
-        )
+        names = routing.config_secret_names()
+        secrets = ConfigServiceSecrets.from_settings(self.settings, watched=names)
         self._resources.push_async_callback(secrets.close)
         await secrets.start()
         get_logger("mainmast_llm.service").info(
             "llm.provider_keys_from_config_service",
             config_target=secrets.target,
-            secret_names=routing.config_secret_names(),
+            secret_names=names,
             service_account=self.settings.config_client_id or None,
         )
         return secrets
