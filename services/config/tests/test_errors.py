@@ -39,12 +39,6 @@ def test_every_reason_is_a_value_name_of_the_contracts_error_reason() -> None:
     assert {reason.value for reason in ConfigErrorReason} <= names
 
 
-def test_access_denials_say_nothing_of_whether_the_name_exists() -> None:
-    existing, missing = secret_access_denied("orders/db"), secret_access_denied("orders/nope")
-    assert existing.message.replace("orders/db", "N") == missing.message.replace("orders/nope", "N")
-    assert existing.metadata.keys() == missing.metadata.keys() == {"name"}
-
-
 def test_every_backend_kind_and_cache_state_is_a_value_of_the_contract() -> None:
     assert {f"BACKEND_{kind.value}" for kind in BackendKind} == set(
         resources_pb2.Backend.keys()

@@ -14,7 +14,7 @@ import pytest
 from structlog.testing import capture_logs
 
 from mainmast.config.v1 import config_service_pb2 as pb
-from mainmast.config.v1 import config_service_pb2_grpc, resources_pb2
+from mainmast.config.v1 import resources_pb2
 from mainmast.errors import UnavailableError, translate_rpc_errors
 from mainmast.runtime import ServiceServer
 from mainmast.testing import start_service_process
@@ -45,19 +45,16 @@ async def test_with_no_configuration_it_reads_env_and_dotenv_under_the_default_p
         auth_target=callers.target,
         dotenv_path=tmp_path / ".env",
     )
-    service = ConfigService(settings, environ={"DATABASE_PASSWORD": env_value})
+    environ = {"DATABASE_PASSWORD": env_value}
     with capture_logs() as logs:
-        async with ServiceServer(service) as server:
-            channel = grpc.aio.insecure_channel(f"127.0.0.1:{server.port}")
-            stub = config_service_pb2_grpc.ConfigServiceStub(channel)
+        async with serve_config_service(settings, environ=environ) as running:
             metadata = bearer_metadata(callers.admin)
-            from_env = await stub.GetSecret(
+            from_env = await running.stub.GetSecret(
                 pb.GetSecretRequest(name="database-password"), metadata=metadata
             )
-            from_dotenv = await stub.GetSecret(
+            from_dotenv = await running.stub.GetSecret(
                 pb.GetSecretRequest(name="smtp-password"), metadata=metadata
             )
-            await channel.close(None)
 
     assert (from_env.secret.value, from_dotenv.secret.value) == (env_value, dotenv_value)
     assert (from_env.secret.backend, from_dotenv.secret.backend) == (

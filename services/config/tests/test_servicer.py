@@ -237,12 +237,20 @@ async def test_a_listing_holds_only_readable_names_page_by_page(
         response = await running.stub.ListSecrets(
             pb.ListSecretsRequest(name_prefix="orders/"), metadata=bearer_metadata(callers.admin)
         )
-        foreign_token = await _error(
-            running.stub.ListSecrets(
-                pb.ListSecretsRequest(page_token=response.next_page_token or "eyJ2IjoxfQ"),
-                metadata=bearer_metadata(callers.admin),
-            )
+        # A token of the `payments/` listing, sent with another prefix, and one never given.
+        other_listing = await running.stub.ListSecrets(
+            pb.ListSecretsRequest(name_prefix="payments/", page_size=1),
+            metadata=bearer_metadata(callers.admin),
         )
+        foreign_token, made_up_token = [
+            await _error(
+                running.stub.ListSecrets(
+                    pb.ListSecretsRequest(page_token=token),
+                    metadata=bearer_metadata(callers.admin),
+                )
+            )
+            for token in (other_listing.next_page_token, "eyJ2IjoxfQ")
+        ]
         negative = await _error(
             running.stub.ListSecrets(
                 pb.ListSecretsRequest(page_size=-1), metadata=bearer_metadata(callers.admin)
@@ -262,7 +270,11 @@ async def test_a_listing_holds_only_readable_names_page_by_page(
         resources_pb2.BACKEND_ENVIRONMENT,
     )
     assert ORDERS_DB not in str(response)
-    assert foreign_token.reason == "INVALID_PAGE_TOKEN"
+    assert (foreign_token.reason, made_up_token.reason) == (
+        "INVALID_PAGE_TOKEN",
+        "INVALID_PAGE_TOKEN",
+    )
+    assert "another name_prefix" in foreign_token.message
     assert (negative.grpc_code, negative.field_violations[0].field) == (
         grpc.StatusCode.INVALID_ARGUMENT,
         "page_size",

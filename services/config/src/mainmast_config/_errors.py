@@ -75,19 +75,19 @@ def secret_version_not_found(name: str, version: str) -> NotFoundError:
 
 def secret_access_denied(name: str) -> PermissionDeniedError:
     """PERMISSION_DENIED / SECRET_ACCESS_DENIED for `name`: the same whether it exists or not."""
-    return PermissionDeniedError(
-        f"The caller may not read secret {name!r}.",
-        reason=ConfigErrorReason.SECRET_ACCESS_DENIED,
-        domain=CONFIG_ERROR_DOMAIN,
-        metadata={"name": name},
-    )
+    return _access_denied("secret", name, ConfigErrorReason.SECRET_ACCESS_DENIED)
 
 
 def setting_access_denied(name: str) -> PermissionDeniedError:
     """PERMISSION_DENIED / SETTING_ACCESS_DENIED for `name`: the same whether it exists or not."""
+    return _access_denied("setting", name, ConfigErrorReason.SETTING_ACCESS_DENIED)
+
+
+def _access_denied(what: str, name: str, reason: ConfigErrorReason) -> PermissionDeniedError:
+    # Only the name asked for goes in: nothing a backend knows, so nothing says it exists.
     return PermissionDeniedError(
-        f"The caller may not read setting {name!r}.",
-        reason=ConfigErrorReason.SETTING_ACCESS_DENIED,
+        f"The caller may not read {what} {name!r}.",
+        reason=reason,
         domain=CONFIG_ERROR_DOMAIN,
         metadata={"name": name},
     )
@@ -96,44 +96,54 @@ def setting_access_denied(name: str) -> PermissionDeniedError:
 def too_many_names(field: str, count: int, max_items: int) -> ValidationError:
     """INVALID_ARGUMENT / TOO_MANY_NAMES: `field` lists `count` items, more than `max_items`."""
     why = f"at most {max_items} items, not {count}"
-    return ValidationError(
-        f"Too many names in {field}: {why}.",
-        field_violations=[FieldViolation(field=field, description=why)],
+    return _invalid_field(
+        f"Too many names in {field}",
+        field,
+        why,
         reason=ConfigErrorReason.TOO_MANY_NAMES,
-        domain=CONFIG_ERROR_DOMAIN,
         metadata={"max_items": str(max_items)},
     )
 
 
 def invalid_page_token(why: str) -> ValidationError:
     """INVALID_ARGUMENT / INVALID_PAGE_TOKEN."""
-    return ValidationError(
-        f"Invalid page token: {why}.",
-        field_violations=[FieldViolation(field="page_token", description=why)],
-        reason=ConfigErrorReason.INVALID_PAGE_TOKEN,
-        domain=CONFIG_ERROR_DOMAIN,
+    return _invalid_field(
+        "Invalid page token", "page_token", why, reason=ConfigErrorReason.INVALID_PAGE_TOKEN
     )
 
 
 def invalid_argument(field: str, why: str) -> ValidationError:
     """INVALID_ARGUMENT (the taxonomy's own reason) for a request field no specific reason
     covers, such as a negative page size."""
-    return ValidationError(
-        f"Invalid {field}: {why}.",
-        field_violations=[FieldViolation(field=field, description=why)],
-        domain=CONFIG_ERROR_DOMAIN,
-        metadata={"field": field},
-    )
+    return _invalid_field(f"Invalid {field}", field, why, metadata={"field": field})
 
 
 def invalid_name(name: str, why: str, *, field: str = "name") -> ValidationError:
     """INVALID_ARGUMENT / INVALID_NAME, with a BadRequest violation on `field`."""
-    return ValidationError(
-        f"Invalid name {name!r}: {why}.",
-        field_violations=[FieldViolation(field=field, description=why)],
+    return _invalid_field(
+        f"Invalid name {name!r}",
+        field,
+        why,
         reason=ConfigErrorReason.INVALID_NAME,
-        domain=CONFIG_ERROR_DOMAIN,
         metadata={"field": field},
+    )
+
+
+def _invalid_field(
+    what: str,
+    field: str,
+    why: str,
+    *,
+    reason: ConfigErrorReason | None = None,
+    metadata: dict[str, str] | None = None,
+) -> ValidationError:
+    """A ValidationError `what: why.` with one BadRequest violation, on `field`."""
+    return ValidationError(
+        f"{what}: {why}.",
+        field_violations=[FieldViolation(field=field, description=why)],
+        reason=reason,
+        domain=CONFIG_ERROR_DOMAIN,
+        metadata=metadata,
     )
 
 

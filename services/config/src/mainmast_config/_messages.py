@@ -77,9 +77,9 @@ def secret_message(
         secret.content_type = record.content_type
         secret.labels.update(record.labels)
         if record.update_time is not None:
-            secret.update_time.CopyFrom(_timestamp(record.update_time))
+            secret.update_time.FromDatetime(record.update_time)
         if record.expire_time is not None:
-            secret.expire_time.CopyFrom(_timestamp(record.expire_time))
+            secret.expire_time.FromDatetime(record.expire_time)
     return secret
 
 
@@ -96,7 +96,8 @@ def setting_message(setting: TypedSetting) -> resources_pb2.Setting:
         case SettingType.BOOL:
             message.bool_value = bool(value)
         case SettingType.JSON:
-            # Parse, not ParseDict: a JSON value may be a list, a number, text or null.
+            # Through text: ParseDict would take any JSON value too, but its stubs accept only
+            # a dict, and a JSON value may be a list, a number, text or null.
             document = orjson.dumps(value).decode()
             message.json_value.CopyFrom(json_format.Parse(document, struct_pb2.Value()))
     return message

@@ -52,6 +52,16 @@ def check_name(name: str, *, field: str = "name") -> str:
     return name
 
 
+def check_prefix(prefix: str, *, field: str) -> str:
+    """Return `prefix` if a name could start with it (empty: any name); ValidationError
+    (INVALID_NAME) if not."""
+    if len(prefix) > MAX_NAME_LENGTH or (prefix and not _NAME.fullmatch(prefix)):
+        raise invalid_name(
+            prefix, "a prefix has only letters, digits, '-', '_', '.' and '/'", field=field
+        )
+    return prefix
+
+
 def environment_variable(name: str, prefix: str = "") -> str:
     """The environment variable (or .env key) that holds `name`: `DATABASE_PASSWORD`."""
     spelled = name.upper().replace("/", "__").replace("-", "_").replace(".", "_")

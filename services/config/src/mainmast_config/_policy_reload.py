@@ -65,7 +65,7 @@ class PolicyFile:
     def load(self) -> AccessPolicy:
         """Read the file now; PolicyFileError when it is missing or invalid (at start, that
         stops the service: it must not serve with a policy other than the one named)."""
-        signature = self._current_signature()
+        signature = file_signature(self._path)
         if signature is None:
             missing = PolicyProblem(None, "(file)", "does not exist")
             raise PolicyFileError(str(self._path), [missing])
@@ -76,7 +76,7 @@ class PolicyFile:
     async def reload_if_changed(self) -> bool:
         """Read the file again if it changed; whether a new policy is in force."""
         try:
-            state: _FileState = (await asyncio.to_thread(self._current_signature), "")
+            state: _FileState = (await asyncio.to_thread(file_signature, self._path), "")
         except OSError as exc:
             state = (None, f"cannot be read ({exc.strerror})")
         if state == self._state:
@@ -119,9 +119,6 @@ class PolicyFile:
             except Exception:
                 # The poller must outlive any surprise: the old policy stays in force.
                 self._logger.exception("config.access_policy_check_failed", path=str(self._path))
-
-    def _current_signature(self) -> FileSignature | None:
-        return file_signature(self._path)
 
     def _keep_old_policy(self, problem: str, *, problems: list[str] | None = None) -> None:
         self._logger.error(

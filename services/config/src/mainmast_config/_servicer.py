@@ -13,6 +13,7 @@ Secrets and settings are separate name spaces (see `_settings_values`): secret n
 from __future__ import annotations
 
 import asyncio
+import itertools
 import re
 from collections.abc import AsyncIterator, Awaitable, Sequence
 from datetime import UTC, datetime
@@ -43,7 +44,7 @@ from ._messages import (
     setting_message,
     setting_type_of,
 )
-from ._names import MAX_NAME_LENGTH, check_name
+from ._names import check_name, check_prefix
 from ._page_tokens import page_start, page_token
 from ._policy import AccessPolicy
 from ._settings_values import (
@@ -67,7 +68,6 @@ LIST_METADATA_READS: Final = 8
 
 _Context = grpc.aio.ServicerContext[Any, Any]
 _T = TypeVar("_T")
-_PREFIX: Final = re.compile(r"[A-Za-z0-9._/-]*")
 _VERSION: Final = re.compile(r"[A-Za-z0-9_-]{0,128}")
 
 
@@ -135,13 +135,7 @@ class ConfigServicer(config_service_pb2_grpc.ConfigServiceServicer):
         if request.page_size < 0:
             raise invalid_argument("page_size", "must be 0 or more")
         page_size = min(request.page_size or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
-        prefix = request.name_prefix
-        if len(prefix) > MAX_NAME_LENGTH or not _PREFIX.fullmatch(prefix):
-            raise invalid_name(
-                prefix,
-                "a prefix has only letters, digits, '-', '_', '.' and '/'",
-                field="name_prefix",
-            )
+        prefix = check_prefix(request.name_prefix, field="name_prefix")
         after = page_start(request.page_token, prefix)
         policy = self._policy.policy
         try:
@@ -151,15 +145,18 @@ class ConfigServicer(config_service_pb2_grpc.ConfigServiceServicer):
                 caller=principal.subject, tenant=principal.tenant, name_prefix=prefix, error=exc
             )
             raise
-        readable = [
+        readable = (
             (name, backend)
             for name, backend in listed
             if name.startswith(prefix)
             and (after is None or name > after)
             and not is_setting_storage_name(name)
             and policy.allows(principal, AccessKind.SECRET, name)
-        ]
-        page = readable[:page_size]
+        )
+        # One name past the page says whether another follows: no decision is taken (nor
+        # remembered by the policy) for names further on.
+        window = list(itertools.islice(readable, page_size + 1))
+        page, more = window[:page_size], len(window) > page_size
         records = await self._metadata([name for name, _ in page])
         secrets = [
             secret_message(name, backend, records[name])
@@ -167,9 +164,9 @@ class ConfigServicer(config_service_pb2_grpc.ConfigServiceServicer):
             if name in records
         ]
         self._auditor.listed(caller=principal.subject, tenant=principal.tenant, name_prefix=prefix)
-        more = len(readable) > page_size
         return config_service_pb2.ListSecretsResponse(
-            secrets=secrets, next_page_token=page_token(page[-1][0], prefix) if more else ""
+            secrets=secrets,
+            next_page_token=page_token(page[-1][0], prefix) if more else "",
         )
 
     async def GetSetting(  # noqa: N802 -- the contract's method name

@@ -13,7 +13,7 @@ import copy
 import socket
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
@@ -206,11 +206,15 @@ async def serve_config_service(
     *,
     backends: Sequence[SecretBackend] | None = None,
     key_vault_credential: AsyncTokenCredential | None = None,
+    environ: Mapping[str, str] | None = None,
 ) -> AsyncIterator[RunningConfig]:
-    """Run a config service with `settings` (an empty environment for its env backend),
-    and a stub on it, until the block ends."""
+    """Run a config service with `settings` (its env backend reading `environ`, by default
+    an empty environment), and a stub on it, until the block ends."""
     service = ConfigService(
-        settings, backends=backends, key_vault_credential=key_vault_credential, environ={}
+        settings,
+        backends=backends,
+        key_vault_credential=key_vault_credential,
+        environ={} if environ is None else environ,
     )
     async with ServiceServer(service) as server:
         channel = grpc.aio.insecure_channel(f"127.0.0.1:{server.port}")
