@@ -18,6 +18,7 @@ import grpc
 import grpc.aio
 from google.protobuf.message import Message
 
+from mainmast._auth_reasons import AUTH_ERROR_DOMAIN, AuthErrorReason
 from mainmast._grpc_channel import open_channel
 from mainmast.errors import UnauthenticatedError, translate_rpc_errors
 
@@ -70,10 +71,6 @@ async def bearer_metadata(token: BearerToken | None) -> tuple[tuple[str, str], .
     if not isinstance(token, str):
         token = await token()
     if not token:
-        # mainmast.auth's own client is built on this module: importing it above would
-        # import this module again before it is complete.
-        from mainmast.auth._reasons import AUTH_ERROR_DOMAIN, AuthErrorReason  # noqa: PLC0415
-
         raise UnauthenticatedError(
             "A bearer access token is needed for this call.",
             reason=AuthErrorReason.CREDENTIALS_MISSING.value,

@@ -13,8 +13,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Generic, TypeVar
 
-from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
+
+from mainmast._proto_values import optional_time
 
 from .v1 import auth_service_pb2, resources_pb2
 
@@ -24,12 +25,6 @@ M = TypeVar("M")
 
 def _time(message: Timestamp) -> datetime:
     return message.ToDatetime(tzinfo=UTC)
-
-
-def _optional_time(owner: Message, name: str) -> datetime | None:
-    if not owner.HasField(name):
-        return None
-    return _time(getattr(owner, name))
 
 
 def _or_none(value: str) -> str | None:
@@ -92,7 +87,7 @@ class TokenPair:
             tenant=message.tenant,
             scopes=tuple(message.scopes),
             refresh_token=_or_none(message.refresh_token),
-            refresh_token_expire_time=_optional_time(message, "refresh_token_expire_time"),
+            refresh_token_expire_time=optional_time(message, "refresh_token_expire_time"),
             token_type=message.token_type or "Bearer",
         )
 
@@ -147,9 +142,9 @@ class Introspection:
             audiences=tuple(message.audiences),
             issuer=_or_none(message.issuer),
             token_id=_or_none(message.token_id),
-            expire_time=_optional_time(message, "expire_time"),
-            issue_time=_optional_time(message, "issue_time"),
-            not_before_time=_optional_time(message, "not_before_time"),
+            expire_time=optional_time(message, "expire_time"),
+            issue_time=optional_time(message, "issue_time"),
+            not_before_time=optional_time(message, "not_before_time"),
         )
 
 
@@ -175,8 +170,8 @@ class Tenant:
             name=message.name,
             display_name=message.display_name,
             state=_state(message.state),
-            create_time=_optional_time(message, "create_time"),
-            update_time=_optional_time(message, "update_time"),
+            create_time=optional_time(message, "create_time"),
+            update_time=optional_time(message, "update_time"),
         )
 
 
@@ -208,8 +203,8 @@ class User:
             display_name=message.display_name,
             email=message.email,
             state=_state(message.state),
-            create_time=_optional_time(message, "create_time"),
-            update_time=_optional_time(message, "update_time"),
+            create_time=optional_time(message, "create_time"),
+            update_time=optional_time(message, "update_time"),
         )
 
 
@@ -244,8 +239,8 @@ class ServiceAccount:
             description=message.description,
             client_id=message.client_id,
             state=_state(message.state),
-            create_time=_optional_time(message, "create_time"),
-            update_time=_optional_time(message, "update_time"),
+            create_time=optional_time(message, "create_time"),
+            update_time=optional_time(message, "update_time"),
         )
 
 
@@ -273,7 +268,7 @@ class RoleAssignment:
     @classmethod
     def from_proto(cls, message: resources_pb2.RoleAssignment) -> RoleAssignment:
         """Build from the resource message."""
-        return cls(message.principal, message.role, _optional_time(message, "create_time"))
+        return cls(message.principal, message.role, optional_time(message, "create_time"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -290,7 +285,7 @@ class RolePermission:
     @classmethod
     def from_proto(cls, message: resources_pb2.RolePermission) -> RolePermission:
         """Build from the resource message."""
-        return cls(message.role, message.permission, _optional_time(message, "create_time"))
+        return cls(message.role, message.permission, optional_time(message, "create_time"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -315,8 +310,8 @@ class SigningKeyInfo:
             key_id=message.key_id,
             algorithm=message.algorithm,
             active=message.state == resources_pb2.SigningKey.STATE_ACTIVE,
-            create_time=_optional_time(message, "create_time"),
-            retire_time=_optional_time(message, "retire_time"),
+            create_time=optional_time(message, "create_time"),
+            retire_time=optional_time(message, "retire_time"),
         )
 
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from types import MappingProxyType
 
-from google.protobuf.message import Message
+from mainmast._proto_values import enum_member, optional_time
 
 from .v1 import config_service_pb2, resources_pb2
 
@@ -30,10 +30,7 @@ class Backend(enum.StrEnum):
     @classmethod
     def from_proto(cls, value: resources_pb2.Backend.ValueType) -> Backend:
         """The member of a wire value; values this client does not know read as UNSPECIFIED."""
-        try:
-            return cls(resources_pb2.Backend.Name(value).removeprefix("BACKEND_"))
-        except ValueError:
-            return cls.UNSPECIFIED
+        return enum_member(cls, resources_pb2.Backend.Name, value, "BACKEND_")
 
 
 class CacheState(enum.StrEnum):
@@ -53,10 +50,7 @@ class CacheState(enum.StrEnum):
     @classmethod
     def from_proto(cls, value: resources_pb2.CacheState.ValueType) -> CacheState:
         """The member of a wire value; values this client does not know read as UNSPECIFIED."""
-        try:
-            return cls(resources_pb2.CacheState.Name(value).removeprefix("CACHE_STATE_"))
-        except ValueError:
-            return cls.UNSPECIFIED
+        return enum_member(cls, resources_pb2.CacheState.Name, value, "CACHE_STATE_")
 
 
 class ChangeType(enum.StrEnum):
@@ -66,13 +60,6 @@ class ChangeType(enum.StrEnum):
     """It has a version the watcher did not hold; the change carries it."""
     DELETED = "DELETED"
     """No backend has it any more."""
-
-
-def _datetime(message: Message, field_name: str) -> datetime | None:
-    if not message.HasField(field_name):
-        return None
-    moment: datetime = getattr(message, field_name).ToDatetime(tzinfo=UTC)
-    return moment
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,7 +91,7 @@ class SecretValue:
             backend=Backend.from_proto(message.backend),
             cache_state=CacheState.from_proto(message.cache_state),
             ttl=message.ttl.ToTimedelta(),
-            fetch_time=_datetime(message, "fetch_time"),
+            fetch_time=optional_time(message, "fetch_time"),
         )
 
 
@@ -134,8 +121,8 @@ class SecretMetadata:
             name=message.name,
             version=message.version,
             backend=Backend.from_proto(message.backend),
-            update_time=_datetime(message, "update_time"),
-            expire_time=_datetime(message, "expire_time"),
+            update_time=optional_time(message, "update_time"),
+            expire_time=optional_time(message, "expire_time"),
             content_type=message.content_type,
             labels=MappingProxyType(dict(message.labels)),
         )

@@ -8,13 +8,14 @@ a value this client does not know, as a newer service may send), durations becom
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import Decimal
-from typing import Final, TypeVar
+from typing import Final
 
 from google.protobuf.duration_pb2 import Duration
+
+from mainmast._proto_values import enum_member
 
 from .v1 import resources_pb2
 
@@ -89,22 +90,8 @@ class Role(enum.StrEnum):
     """The model, in earlier turns."""
 
 
-_E = TypeVar("_E", Provider, FinishReason, AttemptOutcome)
-_V = TypeVar("_V", bound=int)
-
-
-def _member(kind: type[_E], name_of: Callable[[_V], str], value: _V, prefix: str) -> _E:
-    """The member of `kind` for the contract's enum value, whose name `name_of` gives
-    (`PROVIDER_AZURE_OPENAI` is `azure_openai`); UNSPECIFIED for a value this client does
-    not know."""
-    try:
-        return kind(name_of(value).removeprefix(prefix).lower())
-    except ValueError:
-        return kind.UNSPECIFIED
-
-
 def _provider(value: resources_pb2.Provider.ValueType) -> Provider:
-    return _member(Provider, resources_pb2.Provider.Name, value, "PROVIDER_")
+    return enum_member(Provider, resources_pb2.Provider.Name, value, "PROVIDER_")
 
 
 def _timedelta(value: Duration) -> timedelta:
@@ -175,7 +162,7 @@ class Attempt:
             deployment=message.deployment,
             provider=_provider(message.provider),
             model=message.model,
-            outcome=_member(
+            outcome=enum_member(
                 AttemptOutcome, resources_pb2.Attempt.Outcome.Name, message.outcome, "OUTCOME_"
             ),
             latency=_timedelta(message.latency),
@@ -213,7 +200,7 @@ class Completion:
         """The completion of a contract message."""
         return cls(
             text=message.text,
-            finish_reason=_member(
+            finish_reason=enum_member(
                 FinishReason,
                 resources_pb2.FinishReason.Name,
                 message.finish_reason,

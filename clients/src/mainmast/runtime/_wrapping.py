@@ -141,12 +141,13 @@ def wrap_handler(
     handler: grpc.RpcMethodHandler[Any, Any],
     handler_call_details: grpc.HandlerCallDetails,
     around: AroundCall | Sequence[AroundCall],
-    kind: BehaviourKind | None = None,
+    kinds: dict[_Behaviour, BehaviourKind] | None = None,
 ) -> grpc.RpcMethodHandler[Any, Any]:
     """Return a copy of `handler` whose behaviour runs inside `around` (or inside each of
     several, the first outermost).
 
-    `kind` is the `behaviour_kind` of the handler's behaviour, when the caller knows it."""
+    `kinds`, when given, keeps the `behaviour_kind` of each servicer function from one
+    call to the next, so that it is worked out once per function."""
     rpc_type = _rpc_type(handler)
     service, method_name = split_method(handler_call_details.method)
     info = MethodInfo(
@@ -158,7 +159,11 @@ def wrap_handler(
     )
     attribute, factory = _HANDLER_FACTORIES[rpc_type]
     behaviour = getattr(handler, attribute)
-    kind = behaviour_kind(behaviour) if kind is None else kind
+    kind = None if kinds is None else kinds.get(behaviour)
+    if kind is None:
+        kind = behaviour_kind(behaviour)
+        if kinds is not None:
+            kinds[behaviour] = kind
     for layer in reversed([around] if callable(around) else around):
         behaviour = wrap_behaviour(behaviour, info, layer, kind)
         # What a wrapper is: an async generator for a response stream, else a coroutine.
@@ -168,10 +173,6 @@ def wrap_handler(
         request_deserializer=handler.request_deserializer,
         response_serializer=handler.response_serializer,
     )
-
-
-def _behaviour_of(handler: grpc.RpcMethodHandler[Any, Any]) -> _Behaviour:
-    return getattr(handler, _HANDLER_FACTORIES[_rpc_type(handler)][0])  # type: ignore[no-any-return]
 
 
 if TYPE_CHECKING:
@@ -237,8 +238,4 @@ class InterceptorChain(_ServerInterceptor):
         handler: grpc.RpcMethodHandler[Any, Any] | None = await continuation(handler_call_details)
         if handler is None or is_infrastructure_method(handler_call_details.method):
             return handler  # type: ignore[return-value]
-        behaviour = _behaviour_of(handler)
-        kind = self._kinds.get(behaviour)
-        if kind is None:
-            kind = self._kinds[behaviour] = behaviour_kind(behaviour)
-        return wrap_handler(handler, handler_call_details, self._arounds, kind)
+        return wrap_handler(handler, handler_call_details, self._arounds, self._kinds)
