@@ -21,11 +21,13 @@ from google.protobuf.message import Message
 from mainmast.auth import AuthClientConfig, KeySet, TokenVerifier, VerificationPolicy
 from mainmast.auth.v1 import auth_service_pb2 as pb
 from mainmast.auth.v1 import auth_service_pb2_grpc
+from mainmast.db import DatabasePool
 from mainmast.errors import translate_rpc_errors
 from mainmast.runtime import ServiceServer
 from mainmast_auth._admin_service import bootstrap_platform_admin
 from mainmast_auth._passwords import PasswordHasher
 from mainmast_auth._policy_model import PolicyLine
+from mainmast_auth._store_migrations import migrate_database
 from mainmast_auth._store_policies import seed_policy
 from mainmast_auth.service import AuthService
 from mainmast_auth.settings import AuthSettings
@@ -212,3 +214,15 @@ async def server(fresh_database_url: str, serve_auth: ServeAuth) -> AsyncIterato
     async with serve_auth(fresh_database_url) as served:
         await served.add_root()
         yield served
+
+
+@pytest.fixture
+async def migrated_sqlite(sqlite_url: str) -> AsyncIterator[DatabasePool]:
+    """A migrated, started SQLite database of this test's own."""
+    pool = DatabasePool(sqlite_url)
+    await migrate_database(pool)
+    await pool.start()
+    try:
+        yield pool
+    finally:
+        await pool.close()

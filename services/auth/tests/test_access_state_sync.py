@@ -10,15 +10,13 @@ other within a bounded wait; no test asserts on time.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, MutableMapping
+from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-import structlog.testing
-from sqlalchemy import text
 
 from mainmast.auth.v1 import auth_service_pb2 as pb
 from mainmast.auth.v1 import auth_service_pb2_grpc
@@ -28,7 +26,6 @@ from mainmast_auth import _access_state_sync
 from mainmast_auth._access_state import AccessSnapshot
 from mainmast_auth._access_state_sync import AccessStateSync
 from mainmast_auth._resource_names import PrincipalKind
-from mainmast_auth._store_migrations import migrate_database
 from mainmast_auth._store_tokens import revoke_token_ids
 from mainmast_auth.service import AuthService
 from mainmast_auth.testing import eventually
@@ -201,15 +198,9 @@ async def test_the_replicas_versions_meet_once_the_changes_are_polled_up(fleet: 
 
 
 @pytest.fixture
-async def database(sqlite_url: str) -> AsyncIterator[DatabasePool]:
+def database(migrated_sqlite: DatabasePool) -> DatabasePool:
     """A migrated, started SQLite database of this test's own."""
-    pool = DatabasePool(sqlite_url)
-    await migrate_database(pool)
-    await pool.start()
-    try:
-        yield pool
-    finally:
-        await pool.close()
+    return migrated_sqlite
 
 
 def _sync(database: DatabasePool, poll_interval: float = 60.0) -> AccessStateSync:
@@ -274,45 +265,3 @@ async def test_a_local_change_survives_a_reload_that_read_the_store_before_it(
     assert await reload
     assert _revoked(sync, "jti-other-writer")
     assert _revoked(sync, "jti-local")
-
-
-async def test_polling_picks_changes_up_and_survives_failed_reads(
-    database: DatabasePool,
-) -> None:
-    sync = _sync(database, poll_interval=0.01)
-
-    async def revoked(token_id: str) -> bool:
-        return _revoked(sync, token_id)
-
-    async def failures_logged(events: list[MutableMapping[str, Any]]) -> bool:
-        names = [str(event["event"]) for event in events]
-        return names.count("auth.access_state_reload_failed") >= 2
-
-    await sync.start()
-    try:
-        with pytest.raises(RuntimeError):
-            await sync.start()
-        await _revoke(database, "jti-1")
-        assert await eventually(lambda: revoked("jti-1"))
-
-        # While the version cannot be read, polls fail and are logged; polling goes on.
-        with structlog.testing.capture_logs() as events:
-            async with database.session() as session:
-                await session.execute(
-                    text("ALTER TABLE auth_access_state_version RENAME TO away_for_a_moment")
-                )
-            assert await eventually(lambda: failures_logged(events))
-        async with database.session() as session:
-            await session.execute(
-                text("ALTER TABLE away_for_a_moment RENAME TO auth_access_state_version")
-            )
-        await _revoke(database, "jti-2")
-        assert await eventually(lambda: revoked("jti-2"))
-    finally:
-        await sync.stop()
-    await sync.stop()  # stopping twice is harmless
-
-
-async def test_the_poll_interval_must_be_positive(database: DatabasePool) -> None:
-    with pytest.raises(ValueError, match="positive"):
-        _sync(database, poll_interval=0)

@@ -8,13 +8,11 @@ no test asserts on time.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, MutableMapping
+from collections.abc import Awaitable
 from contextlib import AsyncExitStack
 from typing import Any
 
 import pytest
-import structlog.testing
-from sqlalchemy import text
 
 from mainmast.auth.v1 import auth_service_pb2 as pb
 from mainmast.db import DatabasePool
@@ -22,7 +20,6 @@ from mainmast_auth._admin_service import bootstrap_platform_admin
 from mainmast_auth._authorizer import Authorizer
 from mainmast_auth._passwords import PasswordHasher
 from mainmast_auth._policy_sync import PolicySync
-from mainmast_auth._store_migrations import migrate_database
 from mainmast_auth._store_policies import save_policy_changes
 from mainmast_auth.testing import eventually
 
@@ -117,15 +114,9 @@ async def _is_platform_admin(replica: Replica, principal: str) -> bool:
 
 
 @pytest.fixture
-async def database(sqlite_url: str) -> AsyncIterator[DatabasePool]:
+def database(migrated_sqlite: DatabasePool) -> DatabasePool:
     """A migrated, started SQLite database of this test's own."""
-    pool = DatabasePool(sqlite_url)
-    await migrate_database(pool)
-    await pool.start()
-    try:
-        yield pool
-    finally:
-        await pool.close()
+    return migrated_sqlite
 
 
 async def _grant(pool: DatabasePool, role: str, permission: str) -> int:
@@ -175,45 +166,3 @@ async def test_a_local_change_is_applied_at_once_and_a_gap_forces_a_reload(
         "y:read",
         "z:read",
     ]
-
-
-async def test_polling_picks_changes_up_and_survives_failed_reads(
-    database: DatabasePool,
-) -> None:
-    sync = PolicySync(database, poll_interval=0.01)
-
-    async def granted(permission: str) -> bool:
-        return permission in sync.authorizer.permissions_of("tenants/acme/roles/viewer")
-
-    async def failures_logged(events: list[MutableMapping[str, Any]]) -> bool:
-        names = [str(event["event"]) for event in events]
-        return names.count("auth.policy_reload_failed") >= 2
-
-    await sync.start()
-    try:
-        with pytest.raises(RuntimeError):
-            await sync.start()
-        await _grant(database, "tenants/acme/roles/viewer", "x:read")
-        assert await eventually(lambda: granted("x:read"))
-
-        # While the version cannot be read, polls fail and are logged; polling goes on.
-        with structlog.testing.capture_logs() as events:
-            async with database.session() as session:
-                await session.execute(
-                    text("ALTER TABLE auth_policy_version RENAME TO auth_policy_version_away")
-                )
-            assert await eventually(lambda: failures_logged(events))
-        async with database.session() as session:
-            await session.execute(
-                text("ALTER TABLE auth_policy_version_away RENAME TO auth_policy_version")
-            )
-        await _grant(database, "tenants/acme/roles/viewer", "y:read")
-        assert await eventually(lambda: granted("y:read"))
-    finally:
-        await sync.stop()
-    await sync.stop()  # stopping twice is harmless
-
-
-async def test_the_poll_interval_must_be_positive(database: DatabasePool) -> None:
-    with pytest.raises(ValueError, match="positive"):
-        PolicySync(database, poll_interval=0)

@@ -3,7 +3,6 @@ what it still checks on every call, with a clock the test moves."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -16,7 +15,6 @@ from mainmast_auth._keys import SigningAlgorithm
 from mainmast_auth._passwords import PasswordHasher
 from mainmast_auth._policy_sync import PolicySync
 from mainmast_auth._servicer_keys import load_or_create_key_ring
-from mainmast_auth._store_migrations import migrate_database
 from mainmast_auth._token_service import TokenService, TokenSettings
 from mainmast_auth.testing import seed_tenant
 
@@ -37,16 +35,10 @@ class Clock:
 
 
 @pytest.fixture
-async def database(sqlite_url: str) -> AsyncIterator[DatabasePool]:
+async def database(migrated_sqlite: DatabasePool) -> DatabasePool:
     """A migrated SQLite database with tenant acme and its member alice."""
-    pool = DatabasePool(sqlite_url)
-    await migrate_database(pool)
-    await pool.start()
-    await seed_tenant(pool, TENANT, "alice", password=PASSWORD)
-    try:
-        yield pool
-    finally:
-        await pool.close()
+    await seed_tenant(migrated_sqlite, TENANT, "alice", password=PASSWORD)
+    return migrated_sqlite
 
 
 @pytest.fixture

@@ -87,10 +87,7 @@ class AccessStateSync:
 
     async def start(self) -> None:
         """Load the access state, then poll its version in a background task."""
-        if self._poller.running:
-            raise RuntimeError("the access state sync is already running")
-        await self.refresh()
-        self._poller.start()
+        await self._poller.start()
 
     async def stop(self) -> None:
         """Stop polling (the state keeps what it holds)."""

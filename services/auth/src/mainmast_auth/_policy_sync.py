@@ -61,10 +61,7 @@ class PolicySync:
 
     async def start(self) -> None:
         """Load the policy, then poll its version in a background task."""
-        if self._poller.running:
-            raise RuntimeError("the policy sync is already running")
-        await self.refresh()
-        self._poller.start()
+        await self._poller.start()
 
     async def stop(self) -> None:
         """Stop polling (the authorizer keeps its last state)."""

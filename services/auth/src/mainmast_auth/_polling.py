@@ -44,16 +44,17 @@ class Poller:
         self._task: asyncio.Task[None] | None = None
         self._log = get_logger("mainmast_auth.polling")
 
-    @property
-    def running(self) -> bool:
-        """Whether the background task is polling."""
-        return self._task is not None
+    async def start(self) -> None:
+        """Await `refresh()` once (the first load: a failure here is raised), then poll in a
+        background task of the running event loop."""
+        self._not_running()
+        await self._refresh()
+        self._not_running()  # again: another start may have finished during the await
+        self._task = asyncio.create_task(self._poll(), name=self._name)
 
-    def start(self) -> None:
-        """Start polling in a background task of the running event loop."""
+    def _not_running(self) -> None:
         if self._task is not None:
             raise RuntimeError(f"{self._name} is already running")
-        self._task = asyncio.create_task(self._poll(), name=self._name)
 
     async def stop(self) -> None:
         """Stop polling and wait for the task to end."""

@@ -17,10 +17,10 @@ from __future__ import annotations
 import re
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Final, TypeVar
+from typing import Final
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -85,8 +85,6 @@ from ._store_tokens import (
 )
 from ._tokens import AccessTokenIssuer, IssuedAccessToken
 
-T = TypeVar("T")
-
 _USERNAME: Final = re.compile(r"[a-z0-9._-]{1,63}")
 # RFC 6749 section 3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E )
 _SCOPE_TOKEN: Final = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]{1,128}")
@@ -115,6 +113,11 @@ def _invalid_credentials() -> UnauthenticatedError:
 
 def _unauthenticated(reason: str, message: str) -> UnauthenticatedError:
     return UnauthenticatedError(message, reason=reason, domain=AUTH_ERROR_DOMAIN)
+
+
+def _refused(reason: AuthErrorReason) -> UnauthenticatedError:
+    """Why a principal's credentials or token are refused (revoked, or disabled)."""
+    return _unauthenticated(reason, _REFUSAL_MESSAGES[reason])
 
 
 def _permission_missing(permission: str) -> PermissionDeniedError:
@@ -609,15 +612,12 @@ class TokenService:
     ) -> None:
         if tenant_state != State.ACTIVE.value:
             self._log.warning("auth.login_failed", tenant=tenant, subject=subject, why="tenant")
-            raise _unauthenticated(AuthErrorReason.TENANT_DISABLED, "The tenant is disabled.")
+            raise _refused(AuthErrorReason.TENANT_DISABLED)
         if principal_state != State.ACTIVE.value:
             self._log.warning("auth.login_failed", tenant=tenant, subject=subject, why="disabled")
             if kind is PrincipalKind.USER:
-                raise _unauthenticated(AuthErrorReason.USER_DISABLED, "The user is disabled.")
-            raise _unauthenticated(
-                AuthErrorReason.SERVICE_ACCOUNT_DISABLED,
-                "The service account is disabled.",
-            )
+                raise _refused(AuthErrorReason.USER_DISABLED)
+            raise _refused(AuthErrorReason.SERVICE_ACCOUNT_DISABLED)
 
     async def _check_enabled(self, session: AsyncSession, subject: str) -> None:
         """UnauthenticatedError unless `subject` and its tenant exist and are enabled."""
@@ -671,7 +671,7 @@ class TokenService:
             kind=PrincipalKind(subject.split("/", 3)[2]),
         )
         if refusal is not None:
-            raise _unauthenticated(refusal, _REFUSAL_MESSAGES[refusal])
+            raise _refused(refusal)
         return verified
 
     async def introspect(self, token: str) -> VerifiedToken | ActiveRefreshToken | None:
@@ -731,7 +731,7 @@ class TokenService:
                     )
                 return (now, family), now.isoformat()
 
-            ran = await self._requests.run(key, revoke_family, _replayed_time_and(None))
+            ran = await self._requests.run(key, revoke_family, _first_revoke_time_and_nothing)
             revoke_time, family = ran.value
             if family is not None:
                 self._log.info(
@@ -748,13 +748,12 @@ class TokenService:
         except UnauthenticatedError:
             return now
 
-        async def revoke(session: AsyncSession) -> tuple[tuple[datetime, bool], str]:
+        async def revoke(session: AsyncSession) -> tuple[datetime, str]:
             await revoke_token_ids(session, [(verified.token_id, verified.expire_time)], now=now)
-            return (now, True), now.isoformat()
+            return now, now.isoformat()
 
-        ran_access = await self._requests.run(key, revoke, _replayed_time_and(False))
-        revoke_time, revoked = ran_access.value
-        if revoked:
+        ran_access = await self._requests.run(key, revoke, _first_revoke_time)
+        if not ran_access.replayed:
             self._access.token_revoked(verified.token_id, verified.expire_time)
             self._log.info(
                 "auth.token_revoked",
@@ -764,7 +763,7 @@ class TokenService:
                 token_id=verified.token_id,
                 why=why,
             )
-        return revoke_time
+        return ran_access.value
 
     async def revoke_token_id(
         self, caller: str, token_id: str, *, why: str, request_id: str = ""
@@ -785,16 +784,15 @@ class TokenService:
         # No token lives longer than this past its revocation, wherever its jti came from.
         expire_time = now + self._settings.access_token_lifetime + self._settings.leeway
 
-        async def revoke(session: AsyncSession) -> tuple[tuple[datetime, bool], str]:
+        async def revoke(session: AsyncSession) -> tuple[datetime, str]:
             await revoke_token_ids(session, [(canonical, expire_time)], now=now)
-            return (now, True), now.isoformat()
+            return now, now.isoformat()
 
-        ran = await self._requests.run(key, revoke, _replayed_time_and(False))
-        revoke_time, revoked = ran.value
-        if revoked:
+        ran = await self._requests.run(key, revoke, _first_revoke_time)
+        if not ran.replayed:
             self._access.token_revoked(canonical, expire_time)
             self._log.info("auth.token_revoked", target="token_id", token_id=canonical, why=why)
-        return revoke_time
+        return ran.value
 
     async def revoke_subject(
         self, caller: str, subject: str, *, why: str, request_id: str = ""
@@ -821,7 +819,7 @@ class TokenService:
             )
             return (now, (not_before, families)), now.isoformat()
 
-        ran = await self._requests.run(key, revoke, _replayed_time_and(None))
+        ran = await self._requests.run(key, revoke, _first_revoke_time_and_nothing)
         revoke_time, done = ran.value
         if done is not None:
             not_before, families = done
@@ -837,13 +835,12 @@ class TokenService:
         return revoke_time
 
 
-def _replayed_time_and(
-    marker: T,
-) -> Callable[[str], Awaitable[tuple[datetime, T]]]:
-    """The replay of a revocation: the first call's revoke time, and `marker` in place of
-    what the first call did (so nothing is applied or logged again)."""
+async def _first_revoke_time(outcome: str) -> datetime:
+    """The replay of a revocation: the first call's revoke time."""
+    return datetime.fromisoformat(outcome)
 
-    async def replay(outcome: str) -> tuple[datetime, T]:
-        return datetime.fromisoformat(outcome), marker
 
-    return replay
+async def _first_revoke_time_and_nothing(outcome: str) -> tuple[datetime, None]:
+    """The replay of a revocation whose first call also tells what it revoked: the first
+    call's revoke time, and nothing revoked now (so nothing is applied or logged again)."""
+    return await _first_revoke_time(outcome), None
