@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from mainmast.auth._reasons import AUTH_ERROR_DOMAIN, AuthErrorReason
+from mainmast.auth import AUTH_ERROR_DOMAIN, AuthErrorReason
 from mainmast.auth.v1 import error_reason_pb2
 from mainmast.errors import UnauthenticatedError
 

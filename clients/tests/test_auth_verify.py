@@ -25,8 +25,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from jwt.algorithms import OKPAlgorithm
 
+from mainmast.auth import AUTH_ERROR_DOMAIN, AuthErrorReason
 from mainmast.auth._jwks import KeySet, VerificationKey
-from mainmast.auth._reasons import AUTH_ERROR_DOMAIN, AuthErrorReason
 from mainmast.auth._verify import TokenVerifier, VerificationPolicy, VerifiedToken
 from mainmast.errors import UnauthenticatedError
 

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from mainmast.auth._reasons import AuthErrorReason
+from mainmast.auth import AuthErrorReason
 from mainmast_auth._access_state import AccessSnapshot, AccessState
 from mainmast_auth._resource_names import PrincipalKind
 

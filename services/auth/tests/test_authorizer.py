@@ -19,7 +19,7 @@ from casbin.persist.adapters import FileAdapter, StringAdapter
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mainmast.auth._reasons import AuthErrorReason
+from mainmast.auth import AuthErrorReason
 from mainmast.errors import ValidationError
 from mainmast_auth._authorizer import (
     DEFAULT_ROLE_IDS,

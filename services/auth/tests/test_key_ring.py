@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from mainmast.auth import AuthErrorReason
 from mainmast.auth._jwks import KeySet
-from mainmast.auth._reasons import AuthErrorReason
 from mainmast.auth._verify import TokenVerifier, VerificationPolicy
 from mainmast.errors import UnauthenticatedError
 from mainmast_auth._key_ring import KeyRing

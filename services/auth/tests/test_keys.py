@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
+from mainmast.auth import AuthErrorReason
 from mainmast.auth._jwks import KeySet, VerificationKey
-from mainmast.auth._reasons import AuthErrorReason
 from mainmast.errors import ValidationError
 from mainmast_auth._keys import (
     RSA_KEY_BITS,

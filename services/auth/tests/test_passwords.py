@@ -11,7 +11,7 @@ import pytest
 from argon2 import _password_hasher
 from structlog.testing import capture_logs
 
-from mainmast.auth._reasons import AuthErrorReason
+from mainmast.auth import AuthErrorReason
 from mainmast.errors import ValidationError
 from mainmast_auth._passwords import (
     DEFAULT_PARAMETERS,

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from mainmast.auth._reasons import AuthErrorReason
+from mainmast.auth import AuthErrorReason
 from mainmast.errors import ValidationError
 from mainmast_auth._permissions import Permission
 

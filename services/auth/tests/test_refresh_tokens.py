@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mainmast.auth._reasons import AuthErrorReason
+from mainmast.auth import AuthErrorReason
 from mainmast.errors import UnauthenticatedError
 from mainmast_auth._refresh_tokens import (
     REFRESH_TOKEN_PREFIX,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from mainmast.auth._reasons import AuthErrorReason
+from mainmast.auth import AuthErrorReason
 from mainmast.errors import ValidationError
 from mainmast_auth._resource_names import (
     PLATFORM_ADMIN_ROLE,

@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from mainmast.auth._reasons import AuthErrorReason
+from mainmast.auth import AuthErrorReason
 from mainmast.db import DatabasePool
 from mainmast.errors import (
     AlreadyExistsError,

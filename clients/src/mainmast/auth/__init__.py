@@ -21,6 +21,7 @@ the token expires).
 The generated v1 contract is in `mainmast.auth.v1`.
 """
 
+from mainmast._auth_reasons import AUTH_ERROR_DOMAIN, AuthErrorReason
 from mainmast.auth._authenticator import (
     PLATFORM_ADMIN_ROLE,
     require_permission,
@@ -35,7 +36,6 @@ from mainmast.auth._caller_auth import (
 from mainmast.auth._client import AuthClient, AuthClientConfig, CheckQuery
 from mainmast.auth._jwks import KeySet, KeySetError, VerificationKey
 from mainmast.auth._jwks_cache import AsyncRevocationCheck, FetchedJwks, JwksCache
-from mainmast.auth._reasons import AUTH_ERROR_DOMAIN, AuthErrorReason
 from mainmast.auth._results import (
     CreatedServiceAccount,
     Introspection,

@@ -12,12 +12,12 @@ from __future__ import annotations
 
 from typing import Final
 
+from mainmast._auth_reasons import AUTH_ERROR_DOMAIN, AuthErrorReason
 from mainmast.errors import PermissionDeniedError
 from mainmast.runtime import Authenticate, Metadata, Principal
 
 from ._bearer import bearer_token
 from ._client import AuthClient
-from ._reasons import AUTH_ERROR_DOMAIN, AuthErrorReason
 
 PLATFORM_ADMIN_ROLE: Final = "roles/platform-admin"
 """The role that spans tenants (as the auth service names it in a token's roles)."""

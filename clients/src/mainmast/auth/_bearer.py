@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from typing import Final
 
+from mainmast._auth_reasons import AUTH_ERROR_DOMAIN, AuthErrorReason
 from mainmast.errors import UnauthenticatedError
 from mainmast.runtime import Metadata
-
-from ._reasons import AUTH_ERROR_DOMAIN, AuthErrorReason
 
 _BEARER: Final = "bearer "
 

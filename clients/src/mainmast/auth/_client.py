@@ -20,12 +20,12 @@ from typing import Final, Literal
 import grpc
 import grpc.aio
 
+from mainmast._auth_reasons import AUTH_ERROR_DOMAIN, AuthErrorReason
 from mainmast._grpc_client import GrpcClient, check_client_config
 from mainmast.errors import InternalError, UnauthenticatedError, ValidationError
 
 from ._jwks import ASYMMETRIC_ALGORITHMS, KeySet
 from ._jwks_cache import AsyncRevocationCheck, FetchedJwks, JwksCache
-from ._reasons import AUTH_ERROR_DOMAIN, AuthErrorReason
 from ._results import (
     CreatedServiceAccount,
     Introspection,

@@ -24,11 +24,11 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+from mainmast._auth_reasons import AUTH_ERROR_DOMAIN, AuthErrorReason
 from mainmast.errors import MainmastError, UnauthenticatedError, UnavailableError
 from mainmast.logging import get_logger
 
 from ._jwks import KeySet, KeySetError
-from ._reasons import AUTH_ERROR_DOMAIN, AuthErrorReason
 from ._verify import TokenVerifier, VerificationPolicy, VerifiedToken
 
 

@@ -35,11 +35,11 @@ from datetime import UTC, datetime
 from types import MappingProxyType
 from typing import Any, Final
 
+from mainmast._auth_reasons import AUTH_ERROR_DOMAIN, AuthErrorReason
 from mainmast.errors import UnauthenticatedError
 
 from ._compact import CompactJws, CompactJwsError
 from ._jwks import ASYMMETRIC_ALGORITHMS, SUPPORTED_ALGORITHMS, KeySet, is_valid_key_id
-from ._reasons import AUTH_ERROR_DOMAIN, AuthErrorReason
 
 ACCESS_TOKEN_TYPE: Final = "at+jwt"  # noqa: S105 -- a media type, not a secret
 """The `typ` header of an RFC 9068 access token."""

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Final
 
-from mainmast.auth._reasons import AuthErrorReason
+from mainmast.auth import AuthErrorReason
 
 from ._resource_names import PrincipalKind
 

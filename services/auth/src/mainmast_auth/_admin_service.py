@@ -27,7 +27,7 @@ from typing import Final, Generic, TypeVar
 from sqlalchemy import and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from mainmast.auth._reasons import AUTH_ERROR_DOMAIN, AuthErrorReason
+from mainmast.auth import AUTH_ERROR_DOMAIN, AuthErrorReason
 from mainmast.db import DatabasePool
 from mainmast.errors import FieldViolation, PermissionDeniedError, ValidationError
 from mainmast.logging import get_logger

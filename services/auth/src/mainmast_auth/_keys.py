@@ -22,8 +22,8 @@ import orjson
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from jwt.algorithms import ECAlgorithm, HMACAlgorithm, OKPAlgorithm, RSAAlgorithm
 
+from mainmast.auth import AUTH_ERROR_DOMAIN, AuthErrorReason
 from mainmast.auth._jwks import MIN_HMAC_SECRET_BYTES, VerificationKey
-from mainmast.auth._reasons import AUTH_ERROR_DOMAIN, AuthErrorReason
 from mainmast.errors import ValidationError
 
 RSA_KEY_BITS: Final = 3072

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Final
 
-from mainmast.auth._reasons import AUTH_ERROR_DOMAIN, AuthErrorReason
+from mainmast.auth import AUTH_ERROR_DOMAIN, AuthErrorReason
 from mainmast.errors import RateLimitedError
 
 LOGIN_THROTTLED: Final = AuthErrorReason.LOGIN_THROTTLED

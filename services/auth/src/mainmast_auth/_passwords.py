@@ -24,7 +24,7 @@ import argon2
 import argon2.low_level
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
-from mainmast.auth._reasons import AUTH_ERROR_DOMAIN, AuthErrorReason
+from mainmast.auth import AUTH_ERROR_DOMAIN, AuthErrorReason
 from mainmast.errors import FieldViolation, ValidationError
 from mainmast.logging import get_logger
 

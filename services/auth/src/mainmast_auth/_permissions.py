@@ -17,7 +17,7 @@ import re
 from dataclasses import dataclass
 from typing import Final
 
-from mainmast.auth._reasons import AUTH_ERROR_DOMAIN, AuthErrorReason
+from mainmast.auth import AUTH_ERROR_DOMAIN, AuthErrorReason
 from mainmast.errors import ValidationError
 
 WILDCARD: Final = "*"

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Final
 
-from mainmast.auth._reasons import AUTH_ERROR_DOMAIN, AuthErrorReason
+from mainmast.auth import AUTH_ERROR_DOMAIN, AuthErrorReason
 from mainmast.errors import UnauthenticatedError
 
 REFRESH_TOKEN_PREFIX: Final = "mmrt_"  # noqa: S105 -- a prefix, not a secret

@@ -17,7 +17,7 @@ import orjson
 from google.protobuf.duration_pb2 import Duration
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from mainmast.auth._reasons import AUTH_ERROR_DOMAIN, AuthErrorReason
+from mainmast.auth import AUTH_ERROR_DOMAIN, AuthErrorReason
 from mainmast.auth.v1 import (
     auth_service_pb2,
     auth_service_pb2_grpc,

@@ -25,9 +25,14 @@ from typing import Final
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from mainmast.auth import TokenVerifier, VerificationPolicy, VerifiedToken
+from mainmast.auth import (
+    AUTH_ERROR_DOMAIN,
+    AuthErrorReason,
+    TokenVerifier,
+    VerificationPolicy,
+    VerifiedToken,
+)
 from mainmast.auth._jwks import ASYMMETRIC_ALGORITHMS
-from mainmast.auth._reasons import AUTH_ERROR_DOMAIN, AuthErrorReason
 from mainmast.db import DatabasePool
 from mainmast.errors import (
     FailedPreconditionError,
